@@ -1,0 +1,48 @@
+"""carousel: recurrent neural networks and their gradient problems, on PyTorch.
+
+A network is three things kept apart: the *cell* (one time step, ``carousel.cells``), the
+*runner* (how the cell meets time, ``carousel.run``) and the *layer* (what is built around it,
+``carousel.layers``). Nothing heavy is imported here.
+"""
+
+from .cells import (
+    AntisymmetricCell,
+    Cell,
+    ElmanCell,
+    ElmanState,
+    GRUCell,
+    GRUState,
+    IRNNCell,
+    LSTMCell,
+    LSTMState,
+    MinGRUCell,
+    MinLSTMCell,
+    OrthogonalCell,
+)
+from .layers import GRU, LSTM, RNN, Bidirectional, Deep, Recurrent, SequenceLayer
+from .run import run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cell",
+    "ElmanState",
+    "LSTMState",
+    "GRUState",
+    "ElmanCell",
+    "IRNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "AntisymmetricCell",
+    "OrthogonalCell",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "SequenceLayer",
+    "Recurrent",
+    "Deep",
+    "Bidirectional",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "run",
+]

@@ -1,0 +1,121 @@
+"""The cell contract: the math of one time step, and nothing about time.
+
+A cell turns the input of every time step into gate pre-activations in one matrix product
+(``project``), then advances its state one step at a time (``step``). Runners (``carousel.run``)
+decide how the steps meet time; layers (``carousel.layers``) decide what is built around them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_size, shape_str
+
+
+class Cell(nn.Module):
+    """Base class of every recurrent cell.
+
+    Subclasses set ``state_type`` (a ``NamedTuple`` whose first field is ``h``), define
+    ``project`` and ``step``, and may override ``state_sizes`` when a field is not ``hidden_size``
+    wide (an LSTM with a projection). Cells whose recurrence is linear in ``h`` also define
+    ``coefficients(px) -> (a, b)`` with ``h_t = a_t * h_{t-1} + b_t``.
+    """
+
+    state_type: type = NamedTuple  # replaced by every subclass
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size = check_size(input_size, "input_size")
+        self.hidden_size = check_size(hidden_size, "hidden_size")
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        """Feature size of each state field, in field order."""
+        return (self.hidden_size,) * len(self.state_type._fields)
+
+    @property
+    def output_size(self) -> int:
+        """Size of ``h``, the output the layer above sees."""
+        return self.state_sizes[0]
+
+    # ---- the contract ------------------------------------------------------------------------
+    def project(self, x: Tensor) -> Tensor:
+        """Input half of every gate, for all time steps at once: ``(..., I) -> (..., G)``."""
+        raise NotImplementedError
+
+    def step(self, px_t: Tensor, state: Any) -> Any:
+        """One time step from the projected input ``px_t`` of shape ``(B, G)``."""
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None):
+        """All-zero state for ``batch_size`` sequences."""
+        ref = self._reference_tensor()
+        device = ref.device if device is None else device
+        dtype = ref.dtype if dtype is None else dtype
+        return self.state_type(*(torch.zeros(batch_size, n, device=device, dtype=dtype) for n in self.state_sizes))
+
+    def forward(self, x_t: Tensor, state: Any = None):
+        """One step from a raw input ``x_t`` of shape ``(B, I)``; returns the new state."""
+        if not isinstance(x_t, Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
+            got = shape_str(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+            raise ValueError(f"expected a one-step input of shape (B, {self.input_size}), got {got}")
+        state = self.check_state(state, x_t.shape[0], like=x_t)
+        return self.step(self.project(x_t), state)
+
+    # ---- helpers shared by runners and layers ------------------------------------------------
+    def check_state(self, state: Any, batch_size: int, *, like: Tensor | None = None):
+        """Return ``state`` as this cell's state type, or a zero state when ``state`` is None.
+
+        Accepts the state type itself, any tuple of tensors in its field order, or a bare
+        tensor for one-field states; anything else raises ``ValueError`` naming what was expected.
+        """
+        fields = self.state_type._fields
+        if state is None:
+            kw = {} if like is None else {"device": like.device, "dtype": like.dtype}
+            return self.initial_state(batch_size, **kw)
+        expected = ", ".join(f"{f}: (B={batch_size}, {n})" for f, n in zip(fields, self.state_sizes))
+        if isinstance(state, Tensor) and len(fields) == 1:
+            state = (state,)
+        if not isinstance(state, tuple) or len(state) != len(fields) or not all(isinstance(s, Tensor) for s in state):
+            raise ValueError(
+                f"expected a {self.state_type.__name__}({expected}) for {type(self).__name__}, "
+                f"got {_describe(state)}"
+            )
+        for name, size, s in zip(fields, self.state_sizes, state):
+            if s.dim() != 2 or s.shape[0] != batch_size or s.shape[1] != size:
+                raise ValueError(
+                    f"expected state field {name!r} of shape ({batch_size}, {size}) for {type(self).__name__}, "
+                    f"got {shape_str(s.shape)}"
+                )
+        return state if type(state) is self.state_type else self.state_type(*state)
+
+    def _reference_tensor(self) -> Tensor:
+        for p in self.parameters():
+            return p
+        for b in self.buffers():
+            return b
+        return torch.empty(0)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+def uniform_init_(cell: nn.Module, hidden_size: int) -> None:
+    """torch.nn's RNN initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in cell.parameters(recurse=False):
+        nn.init.uniform_(p, -bound, bound)
+
+
+def _describe(state: Any) -> str:
+    if isinstance(state, Tensor):
+        return f"a tensor of shape {shape_str(state.shape)}"
+    if isinstance(state, tuple):
+        inner = ", ".join(shape_str(s.shape) if isinstance(s, Tensor) else type(s).__name__ for s in state)
+        return f"{type(state).__name__}({inner})"
+    return type(state).__name__

@@ -1,0 +1,162 @@
+"""Long short-term memory cells: with or without the forget gate, peepholes, layer norm, projection."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import check_size
+from .base import Cell, uniform_init_
+
+
+class LSTMState(NamedTuple):
+    """LSTM state: output ``h`` (B, P or H) and cell ``c`` (B, H), the constant error carousel."""
+
+    h: Tensor
+    c: Tensor
+
+
+class LSTMCell(Cell):
+    r"""LSTM cell, in torch's gate order ``i, f, g, o``.
+
+    With the forget gate (Gers et al. 2000), the default:
+
+    .. math::
+        i, f, g, o &= \sigma(\cdot), \sigma(\cdot), \tanh(\cdot), \sigma(\cdot) \text{ of }
+                      W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh} \\
+        c_t &= f \odot c_{t-1} + i \odot g \\
+        h_t &= o \odot \tanh(c_t)
+
+    ``forget_gate=False`` is the original 1997 cell, gates ``i, g, o`` and
+    ``c_t = c_{t-1} + i * g``: the carousel never forgets.
+
+    Options:
+
+    * ``forget_bias``: when given, the forget gate's total bias starts at this value
+      (``bias_ih`` of the f-slice set to it, ``bias_hh`` to zero; 1.0 is the common choice,
+      Jozefowicz et al. 2015). ``None`` keeps torch's uniform initialisation.
+    * ``peephole``: the gates also see the cell (Gers & Schmidhuber 2000),
+      ``i += w_ci * c_{t-1}``, ``f += w_cf * c_{t-1}``, ``o += w_co * c_t``.
+    * ``layer_norm``: layer normalisation (Ba et al. 2016, "Layer Normalization") of the input
+      and recurrent pre-activations separately and of the cell before its tanh:
+      ``gates = LN(W_ih x) + LN(W_hh h) + b``, ``h = o * tanh(LN(c))``.
+    * ``proj_size`` > 0: ``h_t = W_hr (o * tanh(c_t))`` of size P, as in ``torch.nn.LSTM``.
+    """
+
+    state_type = LSTMState
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        bias: bool = True,
+        forget_gate: bool = True,
+        forget_bias: float | None = None,
+        peephole: bool = False,
+        layer_norm: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        if proj_size:
+            check_size(proj_size, "proj_size")
+            if proj_size >= hidden_size:
+                raise ValueError(f"expected proj_size smaller than hidden_size={hidden_size}, got {proj_size}")
+        if forget_bias is not None and not forget_gate:
+            raise ValueError("forget_bias was given but forget_gate=False: the cell has no forget gate to bias")
+        if forget_bias is not None and not bias:
+            raise ValueError("forget_bias was given but bias=False: the cell has no bias to set")
+        self.forget_gate = bool(forget_gate)
+        self.forget_bias = forget_bias
+        self.peephole = bool(peephole)
+        self.layer_norm = bool(layer_norm)
+        self.proj_size = int(proj_size)
+        self.num_gates = 4 if self.forget_gate else 3
+        H, G, P = hidden_size, self.num_gates * hidden_size, self.proj_size
+        kw = {"device": device, "dtype": dtype}
+        self.weight_ih = nn.Parameter(torch.empty(G, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(G, P or H, **kw))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(G, **kw))
+            self.bias_hh = nn.Parameter(torch.empty(G, **kw))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        if P:
+            self.weight_hr = nn.Parameter(torch.empty(P, H, **kw))
+        else:
+            self.register_parameter("weight_hr", None)
+        if self.peephole:
+            self.weight_ci = nn.Parameter(torch.empty(H, **kw))
+            self.weight_cf = nn.Parameter(torch.empty(H, **kw)) if self.forget_gate else None
+            self.weight_co = nn.Parameter(torch.empty(H, **kw))
+        if self.layer_norm:
+            self.ln_ih = nn.LayerNorm(G, **kw)
+            self.ln_hh = nn.LayerNorm(G, **kw)
+            self.ln_c = nn.LayerNorm(H, **kw)
+        self.reset_parameters()
+
+    @property
+    def state_sizes(self) -> tuple[int, int]:
+        return (self.proj_size or self.hidden_size, self.hidden_size)
+
+    def reset_parameters(self) -> None:
+        uniform_init_(self, self.hidden_size)
+        if self.layer_norm:
+            for ln in (self.ln_ih, self.ln_hh, self.ln_c):
+                ln.reset_parameters()
+        if self.forget_bias is not None:
+            H = self.hidden_size
+            with torch.no_grad():
+                self.bias_ih[H : 2 * H].fill_(self.forget_bias)
+                self.bias_hh[H : 2 * H].zero_()
+
+    def project(self, x: Tensor) -> Tensor:
+        if self.layer_norm:
+            px = self.ln_ih(F.linear(x, self.weight_ih))  # (..., G)
+            return px if self.bias_ih is None else px + (self.bias_ih + self.bias_hh)
+        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
+        return F.linear(x, self.weight_ih, bias)  # (..., G)
+
+    def step(self, px_t: Tensor, state: LSTMState) -> LSTMState:
+        h, c = state
+        if self.layer_norm:
+            gates = px_t + self.ln_hh(torch.mm(h, self.weight_hh.t()))  # (B, G)
+        else:
+            gates = torch.addmm(px_t, h, self.weight_hh.t())  # (B, G)
+        if self.forget_gate:
+            i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+        else:
+            i, g, o = gates.chunk(3, dim=1)
+        if self.peephole:
+            i = i + self.weight_ci * c
+            if self.forget_gate:
+                f = f + self.weight_cf * c
+        i, g = torch.sigmoid(i), torch.tanh(g)
+        if self.forget_gate:
+            c = torch.sigmoid(f) * c + i * g
+        else:
+            c = c + i * g
+        if self.peephole:
+            o = o + self.weight_co * c
+        o = torch.sigmoid(o)
+        h = o * torch.tanh(self.ln_c(c) if self.layer_norm else c)  # (B, H)
+        if self.weight_hr is not None:
+            h = torch.mm(h, self.weight_hr.t())  # (B, P)
+        return LSTMState(h, c)
+
+    def extra_repr(self) -> str:
+        opts = [f"{self.input_size}, {self.hidden_size}"]
+        if not self.forget_gate:
+            opts.append("forget_gate=False")
+        for name in ("peephole", "layer_norm"):
+            if getattr(self, name):
+                opts.append(f"{name}=True")
+        if self.proj_size:
+            opts.append(f"proj_size={self.proj_size}")
+        return ", ".join(opts)

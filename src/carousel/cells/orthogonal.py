@@ -1,0 +1,76 @@
+"""Orthogonal recurrent cells: the recurrent matrix is kept exactly orthogonal by a parametrisation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrizations, parametrize
+
+from .._checks import check_choice
+from .elman import ElmanCell, ElmanState
+
+
+class OrthogonalCell(ElmanCell):
+    r"""Elman cell whose recurrent matrix is orthogonal at every step of training.
+
+    .. math::
+        h_t = \phi(W_{ih} x_t + b_{ih} + b_{hh} + U h_{t-1}), \qquad U^\top U = I
+
+    ``U = cell.weight_hh`` is computed from an unconstrained parameter by
+    ``torch.nn.utils.parametrizations.orthogonal`` (``orthogonal_map="matrix_exp"`` or
+    ``"cayley"``), so its spectral radius is exactly 1 and ``||U h|| = ||h||``; it starts as a
+    random orthogonal matrix. ``nonlinearity`` is ``"tanh"`` or ``"modrelu"``,
+    ``modReLU(z) = sign(z) * relu(|z| + b)`` with a learned per-unit ``b``
+    (Arjovsky, Shah & Bengio 2016, "Unitary Evolution Recurrent Neural Networks"; real form of
+    Helfrich et al. 2018), or any Elman nonlinearity. With tanh it is an Elman cell with a computed
+    ``weight_hh``, so fused kernels can run it.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        nonlinearity: str = "tanh",
+        orthogonal_map: str = "matrix_exp",
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        check_choice(nonlinearity, ("tanh", "modrelu", "relu", "identity", "linear"), "nonlinearity")
+        self.orthogonal_map = check_choice(orthogonal_map, ("matrix_exp", "cayley"), "orthogonal_map")
+        modrelu = nonlinearity == "modrelu"
+        super().__init__(
+            input_size, hidden_size, nonlinearity="identity" if modrelu else nonlinearity,
+            bias=bias, device=device, dtype=dtype,
+        )
+        if modrelu:
+            self.nonlinearity = "modrelu"
+            self.bias_modrelu = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
+        self.reset_parameters()
+        parametrizations.orthogonal(self, "weight_hh", orthogonal_map=orthogonal_map)
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for p in (self.weight_ih, self.bias_ih, self.bias_hh):
+                if p is not None:
+                    nn.init.uniform_(p, -bound, bound)
+            if getattr(self, "bias_modrelu", None) is not None:
+                nn.init.uniform_(self.bias_modrelu, -0.01, 0.01)
+            q = nn.init.orthogonal_(torch.empty_like(self.weight_hh))
+            if parametrize.is_parametrized(self, "weight_hh"):
+                self.weight_hh = q  # through the parametrisation's right inverse
+            else:
+                self.weight_hh.copy_(q)
+
+    def step(self, px_t: Tensor, state: ElmanState) -> ElmanState:
+        pre = torch.addmm(px_t, state.h, self.weight_hh.t())  # (B, H)
+        if self.nonlinearity == "modrelu":
+            return ElmanState(torch.sign(pre) * torch.relu(pre.abs() + self.bias_modrelu))
+        return ElmanState(self._phi(pre))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, orthogonal_map={self.orthogonal_map!r}"

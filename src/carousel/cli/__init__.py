@@ -1,0 +1,26 @@
+"""The ``carousel`` command. Each sub-command lives in its own module and only calls the library."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="carousel",
+    help="Recurrent neural networks and their gradient problems: train, inspect and compare RNNs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """carousel: recurrent neural networks and their gradient problems."""
+
+
+from . import demo as _demo  # noqa: E402,F401  (registers its command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""carousel.decode (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""carousel.diagnostics (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""carousel.models (see DESIGN.md)."""

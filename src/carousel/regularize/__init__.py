@@ -1,0 +1,1 @@
+"""carousel.regularize (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""carousel.structures (see DESIGN.md)."""

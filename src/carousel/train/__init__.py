@@ -1,0 +1,1 @@
+"""carousel.train (see DESIGN.md)."""
