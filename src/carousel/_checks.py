@@ -9,16 +9,19 @@ from torch import Tensor
 
 
 def shape_str(shape: Sequence[int | str]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    """``(3, 4)``; a one-element shape keeps Python's trailing comma, ``(3,)``."""
+    inner = ", ".join(str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
-def check_sequence_input(x: object, input_size: int, *, what: str = "input") -> Tensor:
-    """Check a batch-first (B, T, I) tensor whose feature size must be ``input_size``."""
+def check_sequence_input(x: object, input_size: int, *, batch_first: bool = True, what: str = "input") -> Tensor:
+    """Check a (B, T, I) tensor (or (T, B, I) when not ``batch_first``) whose feature size is ``input_size``."""
+    layout = f"(B, T, {input_size})" if batch_first else f"(T, B, {input_size})"
     if not isinstance(x, Tensor):
-        raise TypeError(f"expected {what} to be a torch.Tensor of shape (B, T, {input_size}), got {type(x).__name__}")
+        raise TypeError(f"expected {what} to be a torch.Tensor of shape {layout}, got {type(x).__name__}")
     if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected {what} of shape (B, T, {input_size}), got {shape_str(x.shape)}")
-    if x.shape[1] == 0:
+        raise ValueError(f"expected {what} of shape {layout}, got {shape_str(x.shape)}")
+    if x.shape[1 if batch_first else 0] == 0:
         raise ValueError(f"expected {what} with at least one time step, got {shape_str(x.shape)}")
     if not (x.is_floating_point() or x.is_complex()):
         raise ValueError(f"expected a floating-point {what}, got dtype {x.dtype}")

@@ -41,7 +41,7 @@ class SequenceLayer(nn.Module):
             check_sequence_input(padded, self.input_size)
             out, final = self.forward_padded(padded, state, None if bool((lens == padded.shape[1]).all()) else lens)
             return repack_like(out, lens, x), final
-        x = check_sequence_input(x, self.input_size, what="input" if self.batch_first else "time-major input")
+        x = check_sequence_input(x, self.input_size, batch_first=self.batch_first)
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I)
         lengths = check_lengths(lengths, x.shape[0], x.shape[1])
