@@ -67,6 +67,21 @@ class Cell(nn.Module):
         state = self.check_state(state, x_t.shape[0], like=x_t)
         return self.step(self.project(x_t), state)
 
+    # ---- fast paths ----------------------------------------------------------------------------
+    def fused_mode(self) -> tuple[str | None, str | None]:
+        """The torch fused kernel that computes exactly this cell, for ``carousel.run``'s fused backend.
+
+        Returns ``(mode, None)`` with ``mode`` one of ``"lstm"``, ``"gru"``, ``"rnn_tanh"``,
+        ``"rnn_relu"`` (the kernel then reads the torch-named parameters ``weight_ih``,
+        ``weight_hh``, ``bias_ih``, ``bias_hh`` and, for a projection, ``weight_hr``), or
+        ``(None, reason)`` saying in plain words why no kernel computes this cell.
+        """
+        return None, f"fused needs an Elman, LSTM or GRU cell in torch's form; {type(self).__name__} is none of these"
+
+    def keeps_math_of(self, cls: type) -> bool:
+        """Whether this cell's ``project`` and ``step`` are those of ``cls`` (a subclass may change them)."""
+        return type(self).project is cls.project and type(self).step is cls.step
+
     # ---- helpers shared by runners and layers ------------------------------------------------
     def check_state(self, state: Any, batch_size: int, *, like: Tensor | None = None):
         """Return ``state`` as this cell's state type, or a zero state when ``state`` is None.

@@ -77,8 +77,19 @@ class ElmanCell(Cell):
         h = self._phi(torch.addmm(px_t, state.h, self.weight_hh.t()))  # (B, H)
         return ElmanState(h)
 
+    def fused_mode(self) -> tuple[str | None, str | None]:
+        if not self.keeps_math_of(ElmanCell):
+            return None, f"fused needs a standard Elman cell; {type(self).__name__} changes its step"
+        return _elman_mode(self.nonlinearity)
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
+
+
+def _elman_mode(nonlinearity: str) -> tuple[str | None, str | None]:
+    if nonlinearity in ("tanh", "relu"):
+        return f"rnn_{nonlinearity}", None
+    return None, f"fused needs a tanh or relu Elman cell; nonlinearity={nonlinearity!r} was given"
 
 
 class IRNNCell(ElmanCell):

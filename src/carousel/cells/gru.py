@@ -87,5 +87,12 @@ class GRUCell(Cell):
         h = (1 - z) * n + z * h  # (B, H)
         return GRUState(h)
 
+    def fused_mode(self) -> tuple[str | None, str | None]:
+        if self.variant != "torch":
+            return None, f"fused needs a GRU cell in torch's form; variant={self.variant!r} was given"
+        if not self.keeps_math_of(GRUCell):
+            return None, f"fused needs a standard GRU cell; {type(self).__name__} changes its step"
+        return "gru", None
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, variant={self.variant!r}"

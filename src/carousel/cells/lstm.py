@@ -150,6 +150,16 @@ class LSTMCell(Cell):
             h = torch.mm(h, self.weight_hr.t())  # (B, P)
         return LSTMState(h, c)
 
+    def fused_mode(self) -> tuple[str | None, str | None]:
+        given = [name + "=True" for name in ("peephole", "layer_norm") if getattr(self, name)]
+        if not self.forget_gate:
+            given.insert(0, "forget_gate=False")
+        if given:
+            return None, f"fused needs a standard LSTM cell; {', '.join(given)} {'was' if len(given) == 1 else 'were'} given"
+        if not self.keeps_math_of(LSTMCell):
+            return None, f"fused needs a standard LSTM cell; {type(self).__name__} changes its step"
+        return "lstm", None
+
     def extra_repr(self) -> str:
         opts = [f"{self.input_size}, {self.hidden_size}"]
         if not self.forget_gate:

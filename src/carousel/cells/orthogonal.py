@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrizations, parametrize
 
 from .._checks import check_choice
-from .elman import ElmanCell, ElmanState
+from .elman import ElmanCell, ElmanState, _elman_mode
 
 
 class OrthogonalCell(ElmanCell):
@@ -71,6 +71,12 @@ class OrthogonalCell(ElmanCell):
         if self.nonlinearity == "modrelu":
             return ElmanState(torch.sign(pre) * torch.relu(pre.abs() + self.bias_modrelu))
         return ElmanState(self._phi(pre))
+
+    def fused_mode(self) -> tuple[str | None, str | None]:
+        # with tanh or relu the step is the Elman step with a computed weight_hh
+        if not self.keeps_math_of(OrthogonalCell):
+            return None, f"fused needs a standard orthogonal cell; {type(self).__name__} changes its step"
+        return _elman_mode(self.nonlinearity)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, orthogonal_map={self.orthogonal_map!r}"

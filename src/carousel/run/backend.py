@@ -9,7 +9,9 @@ from torch import Tensor
 
 from .._checks import check_lengths, check_sequence_input
 from ..cells.base import Cell
+from .fused import fused_unsupported, run_fused
 from .loop import run_loop
+from .scan import run_scan, scan_unsupported
 
 Runner = Callable[[Cell, Tensor, Any, "Tensor | None"], "tuple[Tensor, Any]"]
 
@@ -79,3 +81,5 @@ def run(
 
 
 register_backend(Backend("loop", run_loop, lambda cell, x: None, priority=0))
+register_backend(Backend("scan", run_scan, scan_unsupported, priority=20))
+register_backend(Backend("fused", run_fused, fused_unsupported, priority=30))

@@ -1,0 +1,113 @@
+"""The fused runner: torch's recurrent kernels (oneDNN on CPU, cuDNN on GPU) on carousel's parameters.
+
+A cell says which kernel computes it exactly through ``cell.fused_mode()`` (``"lstm"``,
+``"gru"``, ``"rnn_tanh"``, ``"rnn_relu"``, or a reason why none does); this runner knows nothing
+else of its equations. The kernel reads the torch-named parameters ``weight_ih``, ``weight_hh``,
+``bias_ih``, ``bias_hh`` (and ``weight_hr`` for an LSTM projection) once, inside
+``parametrize.cached()``, so computed weights (orthogonal, DropConnect) enter as the matrices the
+loop runner would use. Variable lengths go through the kernel's packed form: sequences sorted by
+length, each stopping at its own end, outputs zero past it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, _VF
+from torch.nn.utils import parametrize
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..cells.base import Cell
+
+_KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def fused_unsupported(cell: Cell, x: Tensor) -> str | None:
+    """None when a fused kernel can run ``cell`` over ``x``, else the reason it cannot."""
+    mode, reason = cell.fused_mode()
+    if mode is None:
+        return reason
+    if x.dtype not in _DTYPES:
+        return f"fused needs a real floating-point input; dtype {x.dtype} was given"
+    return None
+
+
+def fused_weights(cell: Cell) -> list[Tensor]:
+    """The cell's parameters in the kernel's order: ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``.
+
+    Call inside ``parametrize.cached()`` so a computed weight is evaluated once.
+    """
+    weights = [cell.weight_ih, cell.weight_hh]
+    if cell.bias_ih is not None:
+        weights += [cell.bias_ih, cell.bias_hh]
+    if getattr(cell, "weight_hr", None) is not None:
+        weights.append(cell.weight_hr)
+    return weights
+
+
+def fused_call(
+    mode: str,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    weights: Sequence[Tensor],
+    *,
+    has_biases: bool,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = True,
+    batch_sizes: Tensor | None = None,
+    dropout: float = 0.0,
+    train: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One kernel call over a whole stack: ``x`` padded (or packed data with ``batch_sizes``).
+
+    ``hx`` holds the state fields, each (L*D, B, F) in torch's layer-major order; ``weights`` the
+    flat per-(layer, direction) parameter lists. Returns the outputs and the final state fields.
+    """
+    kernel = _KERNELS[mode]
+    h0 = hx if mode == "lstm" else hx[0]
+    if batch_sizes is None:
+        result = kernel(x, h0, list(weights), has_biases, num_layers, dropout, train, bidirectional, batch_first)
+    else:
+        result = kernel(x, batch_sizes, h0, list(weights), has_biases, num_layers, dropout, train, bidirectional)
+    return result[0], tuple(result[1:])
+
+
+def fused_padded(
+    mode: str,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    weights: Sequence[Tensor],
+    lengths: Tensor | None,
+    **options: Any,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """:func:`fused_call` on batch-first padded ``x`` (B, T, I) with optional ``lengths`` (B,).
+
+    With lengths the batch is packed (sorted by length), run, and padded back with zeros.
+    """
+    if lengths is None:
+        return fused_call(mode, x, hx, weights, batch_first=True, **options)
+    T = x.shape[1]
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    hx = tuple(h.index_select(1, packed.sorted_indices) for h in hx)  # (L*D, B, F) in length order
+    data, final = fused_call(mode, packed.data, hx, weights, batch_sizes=packed.batch_sizes, **options)
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=T,
+    )  # (B, T, D*H), original order
+    return out, tuple(h.index_select(1, packed.unsorted_indices) for h in final)
+
+
+def run_fused(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
+    """Run a cell that ``cell.fused_mode()`` names a kernel for; same contract as the loop runner."""
+    mode, reason = cell.fused_mode()
+    if mode is None:
+        raise ValueError(f"backend 'fused' cannot run {type(cell).__name__}: {reason}")
+    with parametrize.cached():
+        weights = fused_weights(cell)
+    hx = tuple(s.unsqueeze(0) for s in state)  # (1, B, F) per field
+    out, final = fused_padded(mode, x, hx, weights, lengths, has_biases=cell.bias_ih is not None)
+    return out, cell.state_type(*(h.squeeze(0) for h in final))
