@@ -76,11 +76,17 @@ class Cell(nn.Module):
         ``weight_hh``, ``bias_ih``, ``bias_hh`` and, for a projection, ``weight_hr``), or
         ``(None, reason)`` saying in plain words why no kernel computes this cell.
         """
-        return None, f"fused needs an Elman, LSTM or GRU cell in torch's form; {type(self).__name__} is none of these"
+        return None, f"fused needs an Elman, LSTM or GRU cell in torch's form; {self.kind} is none of these"
 
     def keeps_math_of(self, cls: type) -> bool:
         """Whether this cell's ``project`` and ``step`` are those of ``cls`` (a subclass may change them)."""
         return type(self).project is cls.project and type(self).step is cls.step
+
+    @property
+    def kind(self) -> str:
+        """The cell's class name for messages (without the ``Parametrized`` prefix that a parametrisation adds)."""
+        name, base = type(self).__name__, type(self).__bases__[0].__name__
+        return base if name == "Parametrized" + base else name
 
     # ---- helpers shared by runners and layers ------------------------------------------------
     def check_state(self, state: Any, batch_size: int, *, like: Tensor | None = None):

@@ -79,7 +79,7 @@ class ElmanCell(Cell):
 
     def fused_mode(self) -> tuple[str | None, str | None]:
         if not self.keeps_math_of(ElmanCell):
-            return None, f"fused needs a standard Elman cell; {type(self).__name__} changes its step"
+            return None, f"fused needs a standard Elman cell; {self.kind} changes its step"
         return _elman_mode(self.nonlinearity)
 
     def extra_repr(self) -> str:

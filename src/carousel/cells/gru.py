@@ -91,7 +91,7 @@ class GRUCell(Cell):
         if self.variant != "torch":
             return None, f"fused needs a GRU cell in torch's form; variant={self.variant!r} was given"
         if not self.keeps_math_of(GRUCell):
-            return None, f"fused needs a standard GRU cell; {type(self).__name__} changes its step"
+            return None, f"fused needs a standard GRU cell; {self.kind} changes its step"
         return "gru", None
 
     def extra_repr(self) -> str:

@@ -157,7 +157,7 @@ class LSTMCell(Cell):
         if given:
             return None, f"fused needs a standard LSTM cell; {', '.join(given)} {'was' if len(given) == 1 else 'were'} given"
         if not self.keeps_math_of(LSTMCell):
-            return None, f"fused needs a standard LSTM cell; {type(self).__name__} changes its step"
+            return None, f"fused needs a standard LSTM cell; {self.kind} changes its step"
         return "lstm", None
 
     def extra_repr(self) -> str:

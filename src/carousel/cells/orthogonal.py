@@ -75,7 +75,7 @@ class OrthogonalCell(ElmanCell):
     def fused_mode(self) -> tuple[str | None, str | None]:
         # with tanh or relu the step is the Elman step with a computed weight_hh
         if not self.keeps_math_of(OrthogonalCell):
-            return None, f"fused needs a standard orthogonal cell; {type(self).__name__} changes its step"
+            return None, f"fused needs a standard orthogonal cell; {self.kind} changes its step"
         return _elman_mode(self.nonlinearity)
 
     def extra_repr(self) -> str:

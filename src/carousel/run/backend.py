@@ -53,7 +53,7 @@ def resolve_backend(cell: Cell, x: Tensor, backend: str = "auto") -> Backend:
     chosen = _BACKENDS[backend]
     reason = chosen.unsupported(cell, x)
     if reason is not None:
-        raise ValueError(f"backend {backend!r} cannot run {type(cell).__name__}: {reason}")
+        raise ValueError(f"backend {backend!r} cannot run {cell.kind}: {reason}")
     return chosen
 
 

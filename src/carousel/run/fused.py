@@ -105,7 +105,7 @@ def run_fused(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) 
     """Run a cell that ``cell.fused_mode()`` names a kernel for; same contract as the loop runner."""
     mode, reason = cell.fused_mode()
     if mode is None:
-        raise ValueError(f"backend 'fused' cannot run {type(cell).__name__}: {reason}")
+        raise ValueError(f"backend 'fused' cannot run {cell.kind}: {reason}")
     with parametrize.cached():
         weights = fused_weights(cell)
     hx = tuple(s.unsqueeze(0) for s in state)  # (1, B, F) per field

@@ -42,9 +42,9 @@ BLOCK_ELEMENTS = 1 << 19  # about B * steps * H numbers per block: 2 MB in float
 def scan_unsupported(cell: Cell, x: Tensor) -> str | None:
     """None when the scan can run ``cell``, else the reason it cannot."""
     if getattr(type(cell), "coefficients", None) is None:
-        return f"scan needs a cell whose recurrence is linear in h (with coefficients(px)); {type(cell).__name__} has none"
+        return f"scan needs a cell whose recurrence is linear in h (with coefficients(px)); {cell.kind} has none"
     if len(cell.state_type._fields) != 1:
-        return f"scan needs a cell whose state is h alone; {type(cell).__name__} has {cell.state_type._fields}"
+        return f"scan needs a cell whose state is h alone; {cell.kind} has {cell.state_type._fields}"
     if not x.is_floating_point():
         return f"scan needs a real floating-point input; dtype {x.dtype} was given"
     return None
