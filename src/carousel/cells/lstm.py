@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._checks import check_size
 from .base import Cell, uniform_init_
+from .lstm_bptt import LSTMExplicitStep
 
 
 class LSTMState(NamedTuple):
@@ -149,6 +150,10 @@ class LSTMCell(Cell):
         if self.weight_hr is not None:
             h = torch.mm(h, self.weight_hr.t())  # (B, P)
         return LSTMState(h, c)
+
+    def explicit_step(self) -> LSTMExplicitStep | None:
+        """The step and its derivative written out, for the fast loop (``carousel.run.bptt``)."""
+        return LSTMExplicitStep(self) if self.keeps_math_of(LSTMCell) else None
 
     def fused_mode(self) -> tuple[str | None, str | None]:
         given = [name + "=True" for name in ("peephole", "layer_norm") if getattr(self, name)]

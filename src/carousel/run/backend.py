@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .._checks import check_lengths, check_sequence_input
 from ..cells.base import Cell
+from .bptt import run_fast_loop
 from .fused import fused_unsupported, run_fused
 from .loop import run_loop
 from .scan import run_scan, scan_unsupported
@@ -80,6 +81,7 @@ def run(
     return resolve_backend(cell, x, backend).runner(cell, x, state, lengths)
 
 
-register_backend(Backend("loop", run_loop, lambda cell, x: None, priority=0))
+register_backend(Backend("reference", run_loop, lambda cell, x: None, priority=-1))
+register_backend(Backend("loop", run_fast_loop, lambda cell, x: None, priority=0))
 register_backend(Backend("scan", run_scan, scan_unsupported, priority=20))
 register_backend(Backend("fused", run_fused, fused_unsupported, priority=30))

@@ -1,0 +1,109 @@
+"""The fast loop (explicit backward through time) against the reference loop, and its gradcheck."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call
+
+import carousel as C
+from carousel.run import resolve_backend, run
+from carousel.run.bptt import explicit_unsupported, run_explicit
+from cell_zoo import make_cell, random_state
+
+B, T, I, H = 4, 7, 3, 5
+EXPLICIT = ["lstm", "lstm_layer_norm", "lstm_peephole", "lstm_no_forget_gate", "lstm_peephole_no_forget",
+            "lstm_proj", "lstm_everything"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("lengths", [None, [7, 3, 5, 1]], ids=["full", "lengths"])
+@pytest.mark.parametrize("name", EXPLICIT)
+def test_explicit_step_equals_reference_loop(name, lengths, dtype, assert_matches_reference):
+    cell = make_cell(name, I, H, dtype=dtype)
+    x = torch.randn(B, T, I, dtype=dtype)
+    assert explicit_unsupported(cell, x) is None
+    out, _ = assert_matches_reference(cell, x, random_state(cell, B, dtype=dtype), lengths, "loop")
+    if lengths is not None:
+        assert torch.count_nonzero(out[3, 1:]) == 0 and torch.count_nonzero(out[3, 0]) > 0
+
+
+@pytest.mark.parametrize("name", ["lstm_layer_norm", "lstm_everything"])
+def test_explicit_step_gradcheck_float64(name):
+    cell = make_cell(name, 2, 3)
+    names, values = zip(*cell.named_parameters())
+    x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    s0 = [s.requires_grad_() for s in random_state(cell, 2)]
+    lengths = torch.tensor([4, 2])
+
+    def f(x, h0, c0, *params):
+        out, final = functional_call(
+            _Explicit(cell), {f"cell.{k}": v for k, v in zip(names, params)}, (x, C.LSTMState(h0, c0), lengths)
+        )
+        return (out, *final)
+
+    inputs = (x, *s0, *(v.detach().clone().requires_grad_() for v in values))
+    assert torch.autograd.gradcheck(f, inputs, atol=1e-6, rtol=1e-5)
+
+
+class _Explicit(torch.nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x, state, lengths):
+        return run_explicit(self.cell, x, state, lengths)
+
+
+def test_explicit_two_chunks_with_state_passed():
+    cell = make_cell("lstm_layer_norm", I, H)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    s0 = random_state(cell, B)
+    out, final = run(cell, x, s0, backend="loop")
+    out1, mid = run(cell, x[:, :3], s0, backend="loop")
+    out2, final2 = run(cell, x[:, 3:], mid, backend="loop")
+    torch.testing.assert_close(torch.cat([out1, out2], 1), out)
+    for a, b in zip(final, final2):
+        torch.testing.assert_close(a, b)
+
+
+def test_inference_without_grad_equals_reference():
+    cell = make_cell("lstm_layer_norm", I, H)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    with torch.no_grad():
+        out, final = run(cell, x, backend="loop", lengths=[7, 2, 6, 7])
+        ref, ref_final = run(cell, x, backend="reference", lengths=[7, 2, 6, 7])
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(final.c, ref_final.c)
+
+
+def test_outputs_may_be_changed_in_place_as_with_the_reference():
+    cell = make_cell("lstm_layer_norm", I, H)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    grads = []
+    for backend in ("loop", "reference"):
+        cell.zero_grad()
+        out, final = run(cell, x, backend=backend)
+        out.mul_(2.0)
+        (out.sum() + final.c.square().sum()).backward()
+        grads.append([p.grad.clone() for p in cell.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_cells_without_an_explicit_step_use_the_reference_loop():
+    for name in ("gru_cho", "antisymmetric", "elman_identity"):
+        cell = make_cell(name, I, H)
+        x = torch.randn(B, T, I, dtype=torch.float64)
+        assert "has no explicit step" in explicit_unsupported(cell, x)
+        torch.testing.assert_close(run(cell, x, backend="loop")[0], run(cell, x, backend="reference")[0])
+    assert resolve_backend(make_cell("lstm_layer_norm", I, H), x, "auto").name == "loop"
+
+
+def test_reference_backend_supports_double_backward():
+    cell = make_cell("lstm_layer_norm", I, H)
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    out, _ = run(cell, x, backend="reference")
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    g.square().sum().backward()
+    assert cell.weight_hh.grad is not None
