@@ -20,6 +20,18 @@ from .cells import (
     OrthogonalCell,
 )
 from .layers import GRU, LSTM, RNN, Bidirectional, Deep, Recurrent, SequenceLayer
+from .regularize import (
+    EmbeddingDropout,
+    RecurrentDropout,
+    VariationalDropout,
+    WeightDrop,
+    Zoneout,
+    add_variational_dropout,
+    hold_masks,
+    mc_dropout,
+    remove_weight_drop,
+    weight_drop,
+)
 from .run import run
 
 __version__ = "0.1.0"
@@ -45,4 +57,14 @@ __all__ = [
     "LSTM",
     "GRU",
     "run",
+    "VariationalDropout",
+    "RecurrentDropout",
+    "Zoneout",
+    "WeightDrop",
+    "weight_drop",
+    "remove_weight_drop",
+    "EmbeddingDropout",
+    "add_variational_dropout",
+    "hold_masks",
+    "mc_dropout",
 ]

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_probability
+from ..regularize.variational import VariationalDropout
 from .base import SequenceLayer
 
 
@@ -19,7 +20,8 @@ class Deep(SequenceLayer):
         y_l &= f_l(u_l) \; (+\, y_{l-1} \text{ with residual, for } l \ge 1)
 
     * ``dropout``: drawn afresh per element between layers (not after the last), like
-      ``torch.nn.LSTM``'s ``dropout``.
+      ``torch.nn.LSTM``'s ``dropout``; with ``variational=True`` one mask per sequence, shared by
+      all its time steps (Gal & Ghahramani 2016, see ``carousel.VariationalDropout``).
     * ``residual``: each layer after the first adds its input layer's output to its own
       (He et al. 2016 applied to stacked RNNs, as in GNMT); sizes must agree.
     * ``skip_input``: every layer after the first also sees the stack's input ``x``
@@ -35,6 +37,7 @@ class Deep(SequenceLayer):
         dropout: float = 0.0,
         residual: bool = False,
         skip_input: bool = False,
+        variational: bool = False,
         batch_first: bool = True,
     ) -> None:
         super().__init__(batch_first=batch_first)
@@ -60,7 +63,8 @@ class Deep(SequenceLayer):
                     f"layer {i - 1} outputs {below}"
                 )
         self.layers = nn.ModuleList(layers)
-        self.drop = nn.Dropout(self.dropout)
+        self.variational = bool(variational)
+        self.drop = VariationalDropout(self.dropout) if self.variational else nn.Dropout(self.dropout)
 
     @property
     def input_size(self) -> int:  # type: ignore[override]
@@ -95,4 +99,5 @@ class Deep(SequenceLayer):
         return y, tuple(finals)
 
     def extra_repr(self) -> str:
-        return f"dropout={self.dropout}, residual={self.residual}, skip_input={self.skip_input}"
+        extra = ", variational=True" if self.variational else ""
+        return f"dropout={self.dropout}{extra}, residual={self.residual}, skip_input={self.skip_input}"

@@ -1,0 +1,51 @@
+r"""Embedding dropout: whole rows of an embedding matrix dropped, so a token type vanishes everywhere."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .masks import MaskHolder, check_rate
+from .wrapper import make_transparent
+
+
+class EmbeddingDropout(MaskHolder):
+    r"""Look up ``embedding`` with whole rows dropped, one mask over the vocabulary per call.
+
+    .. math::
+        E' = \text{diag}(m)\, E, \qquad m = z / (1 - p), \quad z \sim \text{Bernoulli}(1 - p)^{V}
+
+    so every occurrence of a dropped word (or character) type in the batch reads a zero vector,
+    and the kept rows are scaled by ``1 / (1 - p)``. Dropping word types rather than positions is
+    the word-embedding dropout of Gal & Ghahramani 2016 ("A Theoretically Grounded Application of
+    Dropout in Recurrent Neural Networks"), used as "embedding dropout" by Merity et al. 2017
+    ("Regularizing and Optimizing LSTM Language Models"). Use it in language models, where a
+    model must not lean on any single token type. Only the rows that are looked up are
+    multiplied (``E[ids] * m[ids]``), never the whole (V, D) matrix. The ``nn.Embedding``'s own
+    options (``padding_idx``, ``max_norm``, ...) apply; its ``state_dict`` keys are kept.
+    """
+
+    shares_mask_across_batch = True  # one mask over the vocabulary for the whole batch
+
+    def __init__(self, embedding: nn.Embedding, p: float = 0.1) -> None:
+        super().__init__()
+        if not isinstance(embedding, nn.Embedding):
+            raise TypeError(f"expected a torch.nn.Embedding, got {type(embedding).__name__}")
+        self.embedding = embedding
+        self.p = check_rate(p, "p")
+        make_transparent(self, "embedding")
+
+    @property
+    def weight(self) -> Tensor:
+        return self.embedding.weight
+
+    def forward(self, ids: Tensor) -> Tensor:
+        e = self.embedding
+        out = e(ids)  # (..., D)
+        if not self.training or self.p == 0.0:
+            return out
+        self._new_unit()
+        m = self._unit_mask((e.num_embeddings,), out, self.p)  # (V,): one factor per row of E
+        return out * m[ids].unsqueeze(-1)  # (..., 1): the factor of each looked-up row
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
