@@ -42,7 +42,7 @@ def test_evaluation_is_the_plain_cell_and_deterministic(cell_name):
     x = torch.randn(4, 5, 3, dtype=torch.float64)
     s0 = random_state(cell, 4)
     out, final = C.run(rd, x, s0)
-    ref_out, ref_final = C.run(cell, x, s0, backend="loop")
+    ref_out, ref_final = C.run(cell, x, s0, backend="reference")
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(C.run(rd, x, s0)[0], out, rtol=0, atol=0)
     assert rd.draw_mask(4, x) is None and rd.sequence_mask(4, x) is None
@@ -166,7 +166,7 @@ def test_fused_serves_evaluation_and_the_loop_serves_training():
         C.run(rd, x, backend="fused")
     rd.eval()
     assert resolve_backend(rd, x).name == "fused"
-    torch.testing.assert_close(C.run(rd, x, backend="fused")[0], C.run(rd.cell, x, backend="loop")[0])
+    torch.testing.assert_close(C.run(rd, x, backend="fused")[0], C.run(rd.cell, x, backend="reference")[0])
 
 
 def test_state_dict_is_the_inner_cells():

@@ -36,14 +36,15 @@ def _mask(cell):
 
 
 @pytest.mark.parametrize("name", FUSED_CELLS)
-def test_fused_and_loop_agree_for_a_fixed_mask(name):
+@pytest.mark.parametrize("other", ["loop", "reference"])
+def test_fused_and_loop_agree_for_a_fixed_mask(name, other):
     cell = weight_drop(make_cell(name), 0.5)
     x = torch.randn(3, 5, 3, dtype=torch.float64)
     s0 = random_state(cell, 3)
     assert resolve_backend(cell, x).name == "fused"
     with hold_masks(cell):
         out, final, grads = outputs_and_grads(cell, x, s0, "fused")
-        ref_out, ref_final, ref_grads = outputs_and_grads(cell, x, s0, "loop")
+        ref_out, ref_final, ref_grads = outputs_and_grads(cell, x, s0, other)
         assert bool((_mask(cell) == 0).any())
     torch.testing.assert_close(out, ref_out)
     for a, b in zip(final, ref_final):
@@ -65,7 +66,7 @@ def test_a_run_is_the_plain_cell_with_one_masked_matrix_and_gradients_reach_the_
     m = _mask(cell)  # the one mask this run drew
     with torch.no_grad():
         plain.weight_hh.mul_(m)  # W * M in a cell without weight drop
-    ref_out, ref_final, ref_grads = outputs_and_grads(plain, x, s0, "loop")
+    ref_out, ref_final, ref_grads = outputs_and_grads(plain, x, s0, "reference")
     torch.testing.assert_close(out, ref_out)
     for a, b in zip(final, ref_final):
         torch.testing.assert_close(a, b)
