@@ -107,3 +107,33 @@ def test_bad_arguments():
         add_variational_dropout(torch.nn.LSTM(2, 3), 0.2)
     with pytest.raises(TypeError, match="expected a carousel sequence layer, got GRUCell"):
         VariationalLayer(C.GRUCell(2, 3))
+
+
+def test_drop_in_variational_dropout_between_layers():
+    torch.manual_seed(3)
+    lstm = C.LSTM(3, 4, num_layers=2, dropout=0.5, batch_first=True, variational=True)
+    x = torch.randn(5, 6, 3)
+    torch.manual_seed(4)
+    out, _ = lstm(x)
+    l0, l1 = lstm.stack.layers
+    torch.manual_seed(4)
+    y0, _ = l0(x)
+    ref, _ = l1(y0 * bernoulli_mask((5, 1, 4), 0.5, y0))
+    torch.testing.assert_close(out, ref)
+    assert "variational=True" in repr(lstm.stack)
+
+
+def test_drop_in_keeps_torch_checkpoints_with_recurrent_dropout_inside():
+    torch.manual_seed(5)
+    ref = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    lstm = C.LSTM(3, 4, num_layers=2, bidirectional=True)
+    add_variational_dropout(lstm.stack, {"recurrent": 0.3, "between": 0.3})
+    assert len(lstm.cells()) == 4 and all(isinstance(c, RecurrentDropout) for c in lstm.cells())
+    assert sorted(lstm.state_dict()) == sorted(ref.state_dict())
+    lstm.load_state_dict(ref.state_dict())
+    assert torch.equal(lstm.weight_hh_l1_reverse, ref.weight_hh_l1_reverse)
+    x = torch.randn(6, 2, 3)
+    lstm.eval()
+    torch.testing.assert_close(lstm(x)[0], ref(x)[0])
+    lstm.train()
+    assert not torch.allclose(lstm(x)[0], ref(x)[0])

@@ -3,7 +3,8 @@
 They are built from carousel's own parts (cells in ``Recurrent`` layers, ``Bidirectional`` pairs,
 a ``Deep`` stack), so carousel's options come as extra keywords: ``layer_norm``, ``peephole``,
 ``forget_gate`` and ``forget_bias`` for the LSTM, ``variant`` for the GRU, ``"identity"`` as an
-RNN nonlinearity, and ``residual``, ``skip_input`` and ``backend`` for all three. A checkpoint of
+RNN nonlinearity, and ``residual``, ``skip_input``, ``variational`` (one ``dropout`` mask per
+sequence between layers, see ``Deep``) and ``backend`` for all three. A checkpoint of
 the matching torch.nn module loads as is: ``carousel.LSTM(...).load_state_dict(nn_lstm.state_dict())``.
 """
 
@@ -46,6 +47,7 @@ class _TorchCompatible(nn.Module):
         residual: bool,
         skip_input: bool,
         cell_options: dict,
+        variational: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
@@ -66,7 +68,9 @@ class _TorchCompatible(nn.Module):
             else:
                 layers.append(forward)
             size_in = layers[-1].output_size + (input_size if skip_input else 0)
-        self.stack = Deep(layers, dropout=dropout, residual=residual, skip_input=skip_input, batch_first=batch_first)
+        self.stack = Deep(
+            layers, dropout=dropout, residual=residual, skip_input=skip_input, variational=variational, batch_first=batch_first
+        )
         self.register_state_dict_post_hook(_to_torch_keys)
         self.register_load_state_dict_pre_hook(_from_torch_keys)
 
@@ -76,7 +80,7 @@ class _TorchCompatible(nn.Module):
     # ---- torch's names ---------------------------------------------------------------------
     def cells(self) -> list[Cell]:
         """Every cell, in torch's order: layer 0 forward, layer 0 reverse, layer 1 forward, ..."""
-        return [m for m in self.stack.modules() if isinstance(m, Cell)]
+        return [m.cell for m in self.stack.modules() if isinstance(m, Recurrent)]  # a wrapped cell counts once
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -213,11 +217,13 @@ class RNN(_TorchCompatible):
         backend: str = "auto",
         residual: bool = False,
         skip_input: bool = False,
+        variational: bool = False,
     ) -> None:
         self.nonlinearity = nonlinearity
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
             backend=backend, residual=residual, skip_input=skip_input, cell_options={"nonlinearity": nonlinearity},
+            variational=variational,
         )
 
     def _make_cell(self, input_size: int, hidden_size: int, **kw) -> Cell:
@@ -243,10 +249,12 @@ class GRU(_TorchCompatible):
         backend: str = "auto",
         residual: bool = False,
         skip_input: bool = False,
+        variational: bool = False,
     ) -> None:
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
             backend=backend, residual=residual, skip_input=skip_input, cell_options={"variant": variant},
+            variational=variational,
         )
 
     def _make_cell(self, input_size: int, hidden_size: int, **kw) -> Cell:
@@ -280,6 +288,7 @@ class LSTM(_TorchCompatible):
         backend: str = "auto",
         residual: bool = False,
         skip_input: bool = False,
+        variational: bool = False,
     ) -> None:
         self.proj_size = int(proj_size)
         options = dict(
@@ -288,6 +297,7 @@ class LSTM(_TorchCompatible):
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
             backend=backend, residual=residual, skip_input=skip_input, cell_options=options,
+            variational=variational,
         )
 
     def _make_cell(self, input_size: int, hidden_size: int, **kw) -> Cell:
