@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from cell_zoo import CELLS, make_cell, random_state
+from cell_zoo import make_cell, random_state
 
 import carousel as C
 from carousel.regularize import RecurrentDropout, Zoneout, hold_masks
