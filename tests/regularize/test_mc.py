@@ -146,3 +146,23 @@ def lambda_model():
             return x.sum((1, 2)) * w[: x.shape[0]]
 
     return TwoInputs()
+
+
+def test_batching_needs_the_batch_at_dim_0():
+    lstm = C.LSTM(2, 3, dropout=0.2, num_layers=2)  # time-major, like torch.nn.LSTM
+    x = torch.randn(5, 4, 2)  # (T, B, I)
+    with pytest.raises(ValueError, match="built with batch_first=False; build it batch-first or pass batched=False"):
+        mc_dropout(lstm, x, samples=3)
+    pred = mc_dropout(lstm, x, samples=3, batched=False)
+    assert pred.samples.shape == (3, 5, 4, 3)
+
+    class SumOverBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.drop(x).sum(0)  # (F,): no batch left
+
+    with pytest.raises(ValueError, match=r"expected 12 rows, got shape \(2,\); pass batched=False"):
+        mc_dropout(SumOverBatch(), torch.randn(4, 2), samples=3)

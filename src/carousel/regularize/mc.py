@@ -109,7 +109,8 @@ def mc_dropout(
     """``samples`` stochastic passes of ``model(*inputs)`` under :func:`mc_mode`, summarised.
 
     Batched (the default where possible): every tensor input is repeated ``samples`` times along
-    dim 0 and the model runs once on ``samples * B`` rows; masks are drawn per row, so rows are
+    dim 0 (the batch; the output's batch must be at dim 0 too) and the model runs once on
+    ``samples * B`` rows; masks are drawn per row, so rows are
     independent samples. Regularisers that share one mask across the batch (``WeightDrop``,
     ``EmbeddingDropout``) make batching wrong, so then the passes run one after another
     (``batched=True`` with them is an error). ``output`` picks the tensor from the model's
@@ -121,10 +122,7 @@ def mc_dropout(
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 2:
         raise ValueError(f"expected samples to be an integer >= 2, got {samples!r}")
-    if not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"expected level in (0, 1), got {level!r}")
-    if not isinstance(noise_std, (int, float)) or isinstance(noise_std, bool) or noise_std < 0:
-        raise ValueError(f"expected a non-negative float noise_std, got {noise_std!r}")
+    _check_summary(level, noise_std)
     tensors = [x for x in inputs if isinstance(x, Tensor)]
     if not tensors:
         raise ValueError("expected at least one tensor input to predict from")
@@ -137,6 +135,11 @@ def mc_dropout(
             f"batched=True cannot give independent samples: {', '.join(sorted(set(shared)))} draws one mask for the "
             "whole batch; leave batched out (or False) to run the passes one after another"
         )
+    if batched and getattr(model, "batch_first", True) is False:
+        raise ValueError(
+            f"batched samples repeat the batch at dim 0, but this {type(model).__name__} was built with "
+            "batch_first=False; build it batch-first or pass batched=False"
+        )
     if batched and any(x.dim() == 0 or x.shape[0] != B for x in tensors):
         shapes = ", ".join(str(tuple(x.shape)) for x in tensors)
         raise ValueError(f"batched samples need every tensor input to have the batch size at dim 0, got shapes {shapes}")
@@ -147,6 +150,11 @@ def mc_dropout(
         if batched:
             many = [x.repeat(samples, *[1] * (x.dim() - 1)) if isinstance(x, Tensor) else x for x in inputs]
             y = pick(model(*many))  # (N * B, ...), sample-major
+            if y.dim() == 0 or y.shape[0] != samples * B:
+                raise ValueError(
+                    f"batched samples need the output's batch at dim 0: expected {samples * B} rows, got shape "
+                    f"{tuple(y.shape)}; pass batched=False"
+                )
             ys = y.reshape(samples, B, *y.shape[1:])  # (N, B, ...)
         else:
             ys = torch.stack([pick(model(*inputs)) for _ in range(samples)])  # (N, B, ...)
@@ -155,7 +163,15 @@ def mc_dropout(
 
 def summarise(samples: Tensor, *, level: float = 0.9, noise_std: float = 0.0) -> MCPrediction:
     """Mean, standard deviation (model spread plus ``noise_std``) and a Gaussian interval of ``samples`` (N, ...)."""
+    _check_summary(level, noise_std)
     mean = samples.mean(dim=0)
     std = (samples.var(dim=0, correction=0) + noise_std**2).sqrt()
     z = statistics.NormalDist().inv_cdf((1.0 + level) / 2.0)
     return MCPrediction(mean, std, mean - z * std, mean + z * std, samples, level, noise_std)
+
+
+def _check_summary(level: object, noise_std: object) -> None:
+    if not isinstance(level, (int, float)) or isinstance(level, bool) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"expected level in (0, 1), got {level!r}")
+    if not isinstance(noise_std, (int, float)) or isinstance(noise_std, bool) or noise_std < 0:
+        raise ValueError(f"expected a non-negative float noise_std, got {noise_std!r}")
