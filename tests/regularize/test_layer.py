@@ -137,3 +137,19 @@ def test_drop_in_keeps_torch_checkpoints_with_recurrent_dropout_inside():
     torch.testing.assert_close(lstm(x)[0], ref(x)[0])
     lstm.train()
     assert not torch.allclose(lstm(x)[0], ref(x)[0])
+
+
+def test_one_step_calls_inside_hold_masks_equal_one_run_for_every_place():
+    torch.manual_seed(6)
+    stack = C.Deep([C.Recurrent(C.LSTMCell(3, 4)), C.Recurrent(C.GRUCell(4, 4))])
+    model = add_variational_dropout(stack, 0.4)
+    x = torch.randn(3, 5, 3)
+    torch.manual_seed(7)
+    full, _ = model(x)
+    torch.manual_seed(7)
+    with C.hold_masks(model):
+        state, steps = None, []
+        for t in range(5):
+            y, state = model(x[:, t : t + 1], state)
+            steps.append(y)
+    torch.testing.assert_close(torch.cat(steps, 1), full)
