@@ -17,9 +17,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .._checks import check_size, shape_str
+from .._checks import check_sequence_input, check_size, shape_str
 from ..cells import ElmanCell, GRUCell, LSTMCell
 from ..cells.base import Cell
+from ..run.fused import run_fused_stack, stack_fused_mode
 from .bidirectional import Bidirectional
 from .deep import Deep
 from .recurrent import Recurrent
@@ -58,6 +59,7 @@ class _TorchCompatible(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
+        self.backend = backend
         kw = dict(cell_options, bias=bias, device=device, dtype=dtype)
         layers = []
         size_in = input_size
@@ -114,9 +116,21 @@ class _TorchCompatible(nn.Module):
                 )
             batch = input.shape[0 if self.batch_first else 1]
             like = input
-        state = None if hx is None else self._split_state(hx, batch, unbatched)
-        out, finals = self.stack(input, state)
-        h_n = self._join_state(finals, like)
+        mode = self._fused_stack_mode(like)
+        if mode is not None:  # the whole stack in one kernel call, as torch.nn runs it
+            if isinstance(input, PackedSequence):
+                check_sequence_input(input.data.unsqueeze(0), self.input_size, what="packed input")
+            else:
+                check_sequence_input(input, self.input_size, batch_first=self.batch_first)
+            h0 = None if hx is None else self._hidden_tensors(hx, batch, unbatched)
+            out, h_n = run_fused_stack(
+                mode, self.cells(), input, h0,
+                num_layers=self.num_layers, bidirectional=self.bidirectional, batch_first=self.batch_first,
+            )
+        else:
+            state = None if hx is None else self._split_state(hx, batch, unbatched)
+            out, finals = self.stack(input, state)
+            h_n = self._join_state(finals, like)
         if unbatched:
             out = out.squeeze(0 if self.batch_first else 1)
             h_n = tuple(s.squeeze(1) for s in h_n)
@@ -132,18 +146,34 @@ class _TorchCompatible(nn.Module):
     def _unpack_hidden(self, hx: Any) -> tuple[Tensor, ...]:
         return (hx,)
 
-    def _split_state(self, hx: Any, batch: int, unbatched: bool) -> tuple:
-        """torch's (L*D, B, H) tensors -> carousel's nested per-layer states."""
+    def _fused_stack_mode(self, like: Tensor) -> str | None:
+        """The kernel that can run the whole stack at once, or None (then each layer runs on its own).
+
+        Only a plain stack qualifies: no residual or input-skip connections and no dropout drawn
+        between layers (the per-layer path draws it, so every backend sees the same masks).
+        """
+        if self.backend not in ("auto", "fused") or self.stack.residual or self.stack.skip_input:
+            return None
+        if self.dropout > 0 and self.training:
+            return None
+        return stack_fused_mode(self.cells(), like)
+
+    def _hidden_tensors(self, hx: Any, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
+        """The initial state fields, each checked to be (L*D, B, F) (unbatched ones get B = 1)."""
         tensors = self._unpack_hidden(hx)
         LD = self.num_layers * self.num_directions
-        fields = self._state_fields()
-        per_field = []
-        for (name, size), t in zip(fields, tensors):
+        checked = []
+        for (name, size), t in zip(self._state_fields(), tensors):
             want = (LD, size) if unbatched else (LD, batch, size)
             if not isinstance(t, Tensor) or tuple(t.shape) != want:
                 got = shape_str(t.shape) if isinstance(t, Tensor) else type(t).__name__
                 raise ValueError(f"expected initial state {name!r} of shape {shape_str(want)}, got {got}")
-            per_field.append((t.unsqueeze(1) if unbatched else t).unbind(0))
+            checked.append(t.unsqueeze(1) if unbatched else t)
+        return tuple(checked)
+
+    def _split_state(self, hx: Any, batch: int, unbatched: bool) -> tuple:
+        """torch's (L*D, B, H) tensors -> carousel's nested per-layer states."""
+        per_field = [t.unbind(0) for t in self._hidden_tensors(hx, batch, unbatched)]
         state_type = self.cells()[0].state_type
         states = [state_type(*parts) for parts in zip(*per_field)]  # one per (layer, direction)
         if self.bidirectional:

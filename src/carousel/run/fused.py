@@ -111,3 +111,48 @@ def run_fused(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) 
     hx = tuple(s.unsqueeze(0) for s in state)  # (1, B, F) per field
     out, final = fused_padded(mode, x, hx, weights, lengths, has_biases=cell.bias_ih is not None)
     return out, cell.state_type(*(h.squeeze(0) for h in final))
+
+
+def stack_fused_mode(cells: Sequence[Cell], like: Tensor) -> str | None:
+    """The kernel mode shared by every cell of a stack, or None when some cell has no fused form."""
+    modes = set()
+    for cell in cells:
+        if fused_unsupported(cell, like) is not None:
+            return None
+        modes.add(cell.fused_mode()[0])
+    return modes.pop() if len(modes) == 1 else None
+
+
+def run_fused_stack(
+    mode: str,
+    cells: Sequence[Cell],
+    x: Tensor | PackedSequence,
+    hx: tuple[Tensor, ...] | None,
+    *,
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+) -> tuple[Tensor | PackedSequence, tuple[Tensor, ...]]:
+    """A whole stack in one kernel call, as ``torch.nn.LSTM/GRU/RNN`` run it.
+
+    ``cells`` in torch's order (layer 0 forward, layer 0 reverse, layer 1 forward, ...); ``x``
+    padded (time-major unless ``batch_first``) or packed; ``hx`` the state fields, each
+    (L*D, B, F), or None for zeros. Returns the outputs in the layout of ``x`` and the final
+    state fields (L*D, B, F) in the batch's original order.
+    """
+    with parametrize.cached():
+        weights = [w for cell in cells for w in fused_weights(cell)]
+    options = {"has_biases": cells[0].bias_ih is not None, "num_layers": num_layers, "bidirectional": bidirectional}
+    data = x.data if isinstance(x, PackedSequence) else x
+    if hx is None:
+        B = int(x.batch_sizes[0]) if isinstance(x, PackedSequence) else x.shape[0 if batch_first else 1]
+        LD = num_layers * (2 if bidirectional else 1)
+        hx = tuple(data.new_zeros(LD, B, size) for size in cells[0].state_sizes)
+    if not isinstance(x, PackedSequence):
+        return fused_call(mode, x, hx, weights, batch_first=batch_first, **options)
+    if x.sorted_indices is not None:
+        hx = tuple(h.index_select(1, x.sorted_indices) for h in hx)  # into the packed (sorted) order
+    out, final = fused_call(mode, x.data, hx, weights, batch_sizes=x.batch_sizes, **options)
+    if x.unsorted_indices is not None:
+        final = tuple(h.index_select(1, x.unsorted_indices) for h in final)
+    return PackedSequence(out, x.batch_sizes, x.sorted_indices, x.unsorted_indices), final
