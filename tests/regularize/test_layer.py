@@ -153,3 +153,17 @@ def test_one_step_calls_inside_hold_masks_equal_one_run_for_every_place():
             y, state = model(x[:, t : t + 1], state)
             steps.append(y)
     torch.testing.assert_close(torch.cat(steps, 1), full)
+
+
+def test_drop_in_between_dropout_added_later_is_drawn_in_training():
+    torch.manual_seed(9)
+    lstm = C.LSTM(3, 4, num_layers=2, batch_first=True)  # built without dropout
+    add_variational_dropout(lstm.stack, {"between": 0.5})
+    x = torch.randn(2, 5, 3)
+    l0, l1 = lstm.stack.layers
+    torch.manual_seed(10)
+    out, _ = lstm(x)
+    torch.manual_seed(10)
+    y0, _ = l0(x)
+    ref, _ = l1(y0 * bernoulli_mask((2, 1, 4), 0.5, y0))
+    torch.testing.assert_close(out, ref)

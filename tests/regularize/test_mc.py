@@ -166,3 +166,12 @@ def test_batching_needs_the_batch_at_dim_0():
 
     with pytest.raises(ValueError, match=r"expected 12 rows, got shape \(2,\); pass batched=False"):
         mc_dropout(SumOverBatch(), torch.randn(4, 2), samples=3)
+
+
+def test_drop_in_between_layer_dropout_stays_on_under_mc_mode():
+    torch.manual_seed(8)
+    lstm = C.LSTM(2, 3, num_layers=2, dropout=0.5, batch_first=True).eval()
+    x = torch.randn(4, 5, 2)
+    pred = mc_dropout(lstm, x, samples=4)
+    assert bool((pred.samples.std(0) > 0).any()), "the dropout between layers was off under mc_mode"
+    assert torch.equal(lstm(x)[0], lstm(x)[0]) and not lstm.training
