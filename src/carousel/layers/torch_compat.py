@@ -154,7 +154,7 @@ class _TorchCompatible(nn.Module):
         """
         if self.backend not in ("auto", "fused") or self.stack.residual or self.stack.skip_input:
             return None
-        if self.dropout > 0 and self.training:
+        if self.stack.dropout > 0 and self.stack.drop.training:  # the stack's own module: MC dropout turns on only it
             return None
         return stack_fused_mode(self.cells(), like)
 
