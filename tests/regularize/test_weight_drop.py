@@ -210,3 +210,16 @@ def test_gradcheck_of_the_raw_weight_float64(backend):
         m = _mask(runner.cell)
         f(raw)[0].sum().backward()  # the check is not vacuous: the output depends on raw, through the mask
         assert bool((raw.grad[m == 0] == 0).all()) and bool((raw.grad[m != 0] != 0).all())
+
+
+def test_drop_in_one_call_stack_and_per_layer_path_agree_for_fixed_masks():
+    torch.manual_seed(9)
+    lstm = weight_drop(C.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64), 0.5)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    with hold_masks(lstm):
+        out, (h, c) = lstm(x)  # the whole stack in one kernel call
+        per_layer, finals = lstm.stack(x)  # layer by layer, same held masks
+        masked = lstm.stack.layers[0].forward_layer.cell.weight_hh
+    torch.testing.assert_close(out, per_layer)
+    torch.testing.assert_close(c[-1], finals[-1][1].c)
+    assert bool((masked == 0).any())
