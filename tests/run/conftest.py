@@ -57,3 +57,9 @@ def assert_matches_reference():
         return out, final
 
     return check
+
+
+@pytest.fixture
+def run_and_grads():
+    """``outputs_and_grads(runner, cell, x, state, lengths)`` for tests that compare paths themselves."""
+    return outputs_and_grads

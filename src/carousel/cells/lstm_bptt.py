@@ -3,7 +3,7 @@ r"""The LSTM step and its derivative written out, for the fast loop (``carousel.
 Forward, in ``LSTMCell``'s letters (``r`` is the recurrent product, ``m`` the unprojected output):
 
 .. math::
-    r &= h_{t-1} W_{hh}^\top, \quad a = px_t + (\mathrm{LN}_{hh}(r) \text{ or } r) \\
+    r &= (h_{t-1} \odot m) W_{hh}^\top, \quad a = px_t + (\mathrm{LN}_{hh}(r) \text{ or } r) \\
     i, f, g, o &= \sigma(a_i + w_{ci} c_{t-1}), \sigma(a_f + w_{cf} c_{t-1}), \tanh(a_g), a_o \\
     c_t &= f c_{t-1} + i g, \quad o \leftarrow \sigma(o + w_{co} c_t) \\
     k &= \tanh(\mathrm{LN}_c(c_t) \text{ or } c_t), \quad m = o k, \quad h_t = m W_{hr}^\top \text{ or } m
@@ -15,12 +15,13 @@ Backward, given ``dh`` and ``dc`` reaching ``h_t`` and ``c_t``:
     dc &\mathrel{+}= \mathrm{LN}_c'(dl) \text{ or } dl, \quad da_o = do\, o (1 - o), \quad dc \mathrel{+}= da_o w_{co} \\
     da_i &= dc\, g\, i (1 - i), \quad da_f = dc\, c_{t-1} f (1 - f), \quad da_g = dc\, i (1 - g^2) \\
     dc_{t-1} &= dc\, f + da_i w_{ci} + da_f w_{cf}, \quad dr = \mathrm{LN}_{hh}'(da) \text{ or } da, \quad
-    dh_{t-1} = dr\, W_{hh}
+    dh_{t-1} = (dr\, W_{hh}) \odot m
 
 ``da`` is the gradient of ``px_t``. The weight gradients are sums over all steps, taken at the
 end in one product each: ``dW_hh = dR^T H_prev``, ``dW_hr = dH^T M``, the peepholes and the layer
 norms' gains and biases from the kept activations. Without a forget gate ``f = 1`` and the
-gates are ``i, g, o``.
+gates are ``i, g, o``. ``m`` is a recurrent-dropout mask fixed for the sequence (1 without one),
+and ``dW_hh = dR^T (H_prev * m)``.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ class LSTMExplicitStep:
         return tuple(out)
 
     # ---- forward -------------------------------------------------------------------------------
-    def begin(self, px: Tensor, tensors: tuple[Tensor, ...], state: tuple[Tensor, ...], keep: bool) -> None:
+    def begin(
+        self, px: Tensor, tensors: tuple[Tensor, ...], state: tuple[Tensor, ...], keep: bool, h_mask: Tensor | None = None
+    ) -> None:
+        self.h_mask = h_mask  # the recurrence reads h_{t-1} * h_mask (recurrent dropout)
         it = iter(tensors)
         self.W = next(it)
         B, T, G = px.shape
@@ -106,7 +110,7 @@ class LSTMExplicitStep:
         h, c = state
         s = t if self.keep else t % 2
         a, c_new, k = self.A[s], self.C[s], self.K[s]  # (B, G), (B, H), (B, H)
-        r = self.recurrent(h)  # (B, G)
+        r = self.recurrent(h if self.h_mask is None else h * self.h_mask)  # (B, G)
         if self.layer_norm:
             self.R[s] = r
             y, mu_r, rs_r = torch.native_layer_norm(r, (r.shape[1],), self.g_hh, self.b_hh, self.eps_hh)
@@ -192,12 +196,15 @@ class LSTMExplicitStep:
             self.dLN[-1] += (dg_hh, db_hh)
         else:
             dr = da
-        return [self.recurrent_back(dr), dc_prev]
+        dh_prev = self.recurrent_back(dr)
+        return [dh_prev if self.h_mask is None else dh_prev * self.h_mask, dc_prev]
 
     def finish(self, h_prev: Tensor) -> tuple[Tensor, list[Tensor]]:
         T, B, G = self.dA.shape
         dA = self.dA
         dR = torch.stack(self.dR[::-1]) if self.layer_norm else dA  # (T, B, G)
+        if self.h_mask is not None:
+            h_prev = h_prev * self.h_mask  # (T, B, F): what the recurrence read
         grads = [dR.reshape(T * B, G).t() @ h_prev.reshape(T * B, -1)]  # dW_hh (G, F)
         if self.proj:
             dH = torch.stack(self.dH[::-1]).reshape(T * B, -1)  # (T*B, P)

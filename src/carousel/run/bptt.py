@@ -6,8 +6,10 @@ offer an *explicit step* (``cell.explicit_step()``), an object that
 
 * ``tensors``: the tensors its steps read besides the projected input and the state (weights,
   read once inside ``parametrize.cached()``), in a fixed order;
-* ``begin(px, tensors, state, keep)``: prepares a run over ``px`` (B, T, G); ``keep`` says whether
-  a backward pass will follow (then it keeps what the backward needs, in time-major buffers);
+* ``begin(px, tensors, state, keep, h_mask)``: prepares a run over ``px`` (B, T, G); ``keep`` says
+  whether a backward pass will follow (then it keeps what the backward needs, in time-major
+  buffers); ``h_mask`` (B, F) or None: the recurrence reads ``h_{t-1} * h_mask`` (recurrent
+  dropout, one mask per sequence) while the state and outputs keep ``h_t`` itself;
 * ``forward(t, px_t, state) -> state``: one step, without autograd;
 * ``backward(t, grad_state) -> grad_state_prev``: the step's derivative, given the gradient
   reaching the state after step t (the output's gradient already added to ``h``);
@@ -34,21 +36,35 @@ from ..cells.base import Cell
 from .loop import run_loop
 
 
+def _stepping_cell(cell: Cell) -> tuple[Cell, bool]:
+    """The cell whose explicit step runs, and whether its recurrence reads ``h_{t-1}`` through a mask.
+
+    ``RecurrentDropout(inner)`` is ``inner`` reading ``h_{t-1} * m`` with one mask ``m`` (B, F) per
+    sequence (``sequence_mask``, its documented interface for fast paths); any other cell is itself.
+    """
+    from ..regularize.recurrent import RecurrentDropout  # here: regularize imports the layers, which import run
+
+    if isinstance(cell, RecurrentDropout):
+        return cell.cell, True
+    return cell, False
+
+
 def explicit_unsupported(cell: Cell, x: Tensor) -> str | None:
     """None when ``cell`` offers an explicit step for ``x``, else the reason it does not."""
-    offer = getattr(cell, "explicit_step", None)
+    inner, _ = _stepping_cell(cell)
+    offer = getattr(inner, "explicit_step", None)
     if offer is None:
-        return f"{cell.kind} has no explicit step"
-    return None if offer() is not None else f"{cell.kind} gives no explicit step in this configuration"
+        return f"{inner.kind} has no explicit step"
+    return None if offer() is not None else f"{inner.kind} gives no explicit step in this configuration"
 
 
 class _ExplicitRun(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, step, lengths, n_state: int, px: Tensor, *rest: Tensor):
+    def forward(ctx, step, lengths, h_mask, n_state: int, px: Tensor, *rest: Tensor):
         state, tensors = rest[:n_state], rest[n_state:]
         B, T, _ = px.shape
-        keep = any(ctx.needs_input_grad[3:])
-        step.begin(px, tensors, state, keep)
+        keep = any(ctx.needs_input_grad[4:])
+        step.begin(px, tensors, state, keep, h_mask)
         hs = px.new_empty(T + 1, B, state[0].shape[-1])  # (T+1, B, F): h entering each step, then the last
         hs[0] = state[0]
         shortest = T if lengths is None else int(lengths.min())
@@ -85,22 +101,24 @@ class _ExplicitRun(torch.autograd.Function):
                 through = step.backward(t, [torch.where(a, g, 0.0) for g in grad])
                 grad = [p + torch.where(a, 0.0, g) for p, g in zip(through, grad)]
         grad_px, grads = step.finish(hs[:-1])  # the step keeps its buffers: a retained graph may run backward again
-        return (None, None, None, grad_px, *grad, *grads)
+        return (None, None, None, None, grad_px, *grad, *grads)
 
 
 def run_explicit(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
     """Run ``cell`` with its explicit step; same contract as ``run_loop``."""
     B, T, _ = x.shape
+    inner, masked = _stepping_cell(cell)
     with parametrize.cached():
-        step = cell.explicit_step()
+        step = inner.explicit_step()
         if step is None:
             raise ValueError(f"backend 'loop' cannot run {cell.kind} fast: it gives no explicit step")
         if lengths is not None:
             longest = int(lengths.max())
             x = x[:, :longest] if longest < T else x
-        px = cell.project(x)  # (B, T', G)
+        px = cell.project(x)  # (B, T', G); a wrapper starts its sequence here
+        h_mask = cell.sequence_mask(B, px) if masked else None  # (B, F), drawn as the reference's first step draws it
         tensors = step.tensors
-        out, *final = _ExplicitRun.apply(step, lengths, len(state), px, *state, *tensors)
+        out, *final = _ExplicitRun.apply(step, lengths, h_mask, len(state), px, *state, *tensors)
     if out.shape[1] < T:
         out = torch.cat([out, out.new_zeros(B, T - out.shape[1], out.shape[-1])], dim=1)  # (B, T, F)
     return out, cell.state_type(*final)
