@@ -76,6 +76,40 @@ def _scan_into(a: Tensor, b: Tensor, h0: Tensor, out: Tensor, chunk: int = CHUNK
         prev = torch.addcmul(b_t, a_t, prev, out=o_t)
 
 
+def _scan_reverse_into(c: Tensor, d: Tensor, out: Tensor, chunk: int = CHUNK) -> None:
+    """Write ``out_t = d_t + c_t * out_{t+1}`` (``out_T = 0``), backwards in time, into contiguous ``out``.
+
+    The mirror image of :func:`_scan_into`: chunks run side by side from a zero state at their
+    right end (``u``), with ``Q_{k,j} = c_{kC+j} ... c_{kC+C-1}`` the factor that carries the
+    value entering chunk ``k`` from the right; the ragged tail after the last chunk runs first.
+    """
+    B, T, H = c.shape
+    n = T // chunk if T >= 2 * chunk else 0
+    done = n * chunk
+    nxt = None
+    for t in range(T - 1, done - 1, -1):  # the tail, step by step
+        o = out[:, t]
+        nxt = o.copy_(d[:, t]) if nxt is None else torch.addcmul(d[:, t], c[:, t], nxt, out=o)
+    if not n:
+        return
+    c4 = c[:, :done].reshape(B, n, chunk, H)  # (B, n, C, H)
+    d4 = d[:, :done].reshape(B, n, chunk, H)
+    u = out[:, :done].view(B, n, chunk, H)
+    Q = torch.empty_like(u)
+    u_j, Q_j, c_j, d_j = u.unbind(2), Q.unbind(2), c4.unbind(2), d4.unbind(2)
+    u_j[-1].copy_(d_j[-1])
+    Q_j[-1].copy_(c_j[-1])
+    for j in range(chunk - 2, -1, -1):  # every chunk from a zero state at its right end, side by side
+        torch.addcmul(d_j[j], c_j[j], u_j[j + 1], out=u_j[j])
+        torch.mul(c_j[j], Q_j[j + 1], out=Q_j[j])
+    G = torch.empty(B, n, H, dtype=out.dtype, device=out.device)  # value entering chunk k from the right
+    g = nxt if nxt is not None else torch.zeros_like(G[:, 0])
+    for G_k, Q_k, u_k in zip(reversed(G.unbind(1)), reversed(Q_j[0].unbind(1)), reversed(u_j[0].unbind(1))):
+        G_k.copy_(g)
+        g = torch.addcmul(u_k, Q_k, g)
+    torch.addcmul(u, Q, G.unsqueeze(2), out=u)  # out = u + Q * G
+
+
 class LinearScan(torch.autograd.Function):
     """``h = LinearScan.apply(a, b, h0)``: ``h_t = a_t * h_{t-1} + b_t`` over dim 1 of (B, T, H)."""
 
@@ -92,15 +126,12 @@ class LinearScan(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         a, h, h0 = ctx.saved_tensors
-        B, T, H = a.shape
-        # g_t = grad_h_t + a_{t+1} g_{t+1}, run forwards in reversed time:
-        # g~_s = a~_s g~_{s-1} + grad~_s with g~_s = g_{T-1-s} and a~_s = a_{T-s} (a~_0 meets g~_{-1} = 0)
-        a_rev = torch.empty_like(a)
-        a_rev[:, 0].zero_()
-        a_rev[:, 1:] = a[:, 1:].flip(1)
-        g = torch.empty_like(h)
-        _scan_into(a_rev, grad_h.flip(1), torch.zeros_like(h0), g)
-        g = g.flip(1)  # (B, T, H)
+        # g_t = grad_h_t + a_{t+1} g_{t+1}: the same recurrence backwards in time, with c_t = a_{t+1}
+        c = torch.empty_like(a)
+        c[:, :-1] = a[:, 1:]
+        c[:, -1].zero_()
+        g = torch.empty_like(h)  # (B, T, H)
+        _scan_reverse_into(c, grad_h, g)
         grad_a = grad_h0 = None
         if ctx.needs_input_grad[0]:
             grad_a = torch.empty_like(a)
