@@ -99,3 +99,46 @@ def test_scan_refuses_and_says_why(name):
     x = torch.randn(B, 5, I, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"backend 'scan' cannot run \w+: scan needs a cell whose recurrence is linear in h"):
         run(cell, x, backend="scan")
+
+
+@pytest.mark.parametrize("name", ["min_gru", "min_lstm"])
+def test_explicit_coefficients_gradcheck_float64(name):
+    """The written-out coefficient derivatives, through blocks, chunks and lengths."""
+    from torch.func import functional_call
+
+    cell = make_cell(name, 2, 3)
+    assert cell.explicit_coefficients() is not None
+    names, values = zip(*cell.named_parameters())
+    x = torch.randn(2, 2 * CHUNK + 5, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([2 * CHUNK + 5, CHUNK + 3])
+
+    class Scan(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = cell
+
+        def forward(self, x, h0):
+            out, final = run_scan(self.cell, x, self.cell.state_type(h0), lengths, steps=2 * CHUNK + 1)
+            return out, final.h
+
+    def f(x, h0, *params):
+        return functional_call(Scan(), {f"cell.{k}": v for k, v in zip(names, params)}, (x, h0))
+
+    assert torch.autograd.gradcheck(f, (x, h0, *(v.detach().clone().requires_grad_() for v in values)))
+
+
+def test_linear_cell_without_explicit_coefficients_takes_the_generic_scan(assert_matches_reference):
+    """A user's linear-recurrence cell needs only coefficients(); autograd differentiates them."""
+
+    class Leaky(C.MinGRUCell):
+        def coefficients(self, px):
+            k, v = px.chunk(2, dim=-1)
+            z = 0.5 * torch.sigmoid(k)
+            return 1 - z, z * torch.tanh(v)
+
+    torch.manual_seed(0)
+    cell = Leaky(I, H, dtype=torch.float64)
+    assert cell.explicit_coefficients() is None
+    x = torch.randn(B, 75, I, dtype=torch.float64)
+    assert_matches_reference(cell, x, random_state(cell, B), [75, 40, 2], "scan")

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .base import Cell, uniform_init_
 from .elman import ElmanState
 from .gru import GRUState
+from .minimal_explicit import MinGRUCoefficients, MinLSTMCoefficients
 
 
 class _LinearRecurrenceCell(Cell):
@@ -60,6 +61,15 @@ class MinGRUCell(_LinearRecurrenceCell):
         z = torch.sigmoid(k)
         return 1 - z, z * h_tilde
 
+    def explicit_coefficients(self) -> MinGRUCoefficients | None:
+        """``coefficients`` with its derivative written out, for the scan runner."""
+        return MinGRUCoefficients() if type(self).coefficients is MinGRUCell.coefficients else None
+
+
+    def gates(self, px_t: Tensor, state: GRUState) -> dict[str, Tensor]:
+        """The update gate ``z`` of one step (B, H); it reads only the input. For diagnostics."""
+        return {"z": torch.sigmoid(px_t.chunk(2, dim=-1)[0])}
+
 
 class MinLSTMCell(_LinearRecurrenceCell):
     r"""minLSTM: forget and input gates from ``x_t`` only, normalised to sum to one.
@@ -81,3 +91,13 @@ class MinLSTMCell(_LinearRecurrenceCell):
         f, i = torch.sigmoid(kf), torch.sigmoid(ki)
         total = f + i
         return f / total, (i / total) * h_tilde
+
+    def explicit_coefficients(self) -> MinLSTMCoefficients | None:
+        """``coefficients`` with its derivative written out, for the scan runner."""
+        return MinLSTMCoefficients() if type(self).coefficients is MinLSTMCell.coefficients else None
+
+    def gates(self, px_t: Tensor, state: ElmanState) -> dict[str, Tensor]:
+        """The normalised gates ``f'`` and ``i'`` of one step (named ``f``, ``i``), each (B, H), summing
+        to one; they read only the input. For diagnostics."""
+        f = self.coefficients(px_t)[0]  # f' = f / (f + i), (B, H)
+        return {"f": f, "i": 1 - f}

@@ -76,8 +76,8 @@ def _scan_into(a: Tensor, b: Tensor, h0: Tensor, out: Tensor, chunk: int = CHUNK
         prev = torch.addcmul(b_t, a_t, prev, out=o_t)
 
 
-def _scan_reverse_into(c: Tensor, d: Tensor, out: Tensor, chunk: int = CHUNK) -> None:
-    """Write ``out_t = d_t + c_t * out_{t+1}`` (``out_T = 0``), backwards in time, into contiguous ``out``.
+def _scan_reverse_into(c: Tensor, d: Tensor, out: Tensor, end: Tensor | None = None, chunk: int = CHUNK) -> None:
+    """Write ``out_t = d_t + c_t * out_{t+1}`` (``out_T = end``, or 0), backwards in time, into contiguous ``out``.
 
     The mirror image of :func:`_scan_into`: chunks run side by side from a zero state at their
     right end (``u``), with ``Q_{k,j} = c_{kC+j} ... c_{kC+C-1}`` the factor that carries the
@@ -86,7 +86,7 @@ def _scan_reverse_into(c: Tensor, d: Tensor, out: Tensor, chunk: int = CHUNK) ->
     B, T, H = c.shape
     n = T // chunk if T >= 2 * chunk else 0
     done = n * chunk
-    nxt = None
+    nxt = end
     for t in range(T - 1, done - 1, -1):  # the tail, step by step
         o = out[:, t]
         nxt = o.copy_(d[:, t]) if nxt is None else torch.addcmul(d[:, t], c[:, t], nxt, out=o)
@@ -142,6 +142,47 @@ class LinearScan(torch.autograd.Function):
         return grad_a, (g if ctx.needs_input_grad[1] else None), grad_h0
 
 
+class _ExplicitScan(torch.autograd.Function):
+    """A block of a cell with ``explicit_coefficients``: coefficients and scan in one node.
+
+    ``(h, h_last) = apply(coefficients, alive, px, h0)``; ``alive`` (B, T, 1) or None marks the
+    steps inside each sequence (elsewhere ``a = 1``, ``b = 0``: the state is frozen).
+    """
+
+    @staticmethod
+    def forward(ctx, coefficients, alive: Tensor | None, px: Tensor, h0: Tensor):
+        a, b = coefficients.forward(px)  # (B, T, H) each
+        if alive is not None:
+            a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
+            b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+        h0 = h0.to(a.dtype)
+        h = torch.empty(b.shape, dtype=a.dtype, device=a.device)  # (B, T, H)
+        _scan_into(a, b, h0, h)
+        ctx.coefficients, ctx.alive, ctx.px_shape = coefficients, alive, px.shape
+        ctx.save_for_backward(a, h, h0)
+        return h, h[:, -1].clone()  # the last state apart: its gradient then arrives as (B, H)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor, grad_last: Tensor):
+        a, h, h0 = ctx.saved_tensors
+        c = torch.empty_like(a)  # c_t = a_{t+1}; h_{T-1} also receives grad_last directly
+        c[:, :-1] = a[:, 1:]
+        c[:, -1].fill_(1.0)
+        g = torch.empty_like(h)
+        _scan_reverse_into(c, grad_h, g, end=grad_last)
+        grad_a = torch.empty_like(a)
+        torch.mul(g[:, 1:], h[:, :-1], out=grad_a[:, 1:])  # g_t h_{t-1}
+        torch.mul(g[:, 0], h0, out=grad_a[:, 0])
+        grad_b = g
+        if ctx.alive is not None:
+            grad_a.masked_fill_(~ctx.alive, 0.0)
+            grad_b = g.masked_fill(~ctx.alive, 0.0)
+        grad_px = torch.empty(ctx.px_shape, dtype=a.dtype, device=a.device)
+        ctx.coefficients.backward(grad_a, grad_b, grad_px)
+        return None, None, grad_px, a[:, 0] * g[:, 0]
+
+
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """``h_t = a_t * h_{t-1} + b_t`` for t = 0..T-1 with ``h_{-1} = h0``; ``a``, ``b`` (B, T, H), ``h0`` (B, H)."""
     return LinearScan.apply(a, b, h0)
@@ -161,17 +202,23 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
         alive_all = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device).unsqueeze(-1)  # (B, T, 1)
         T = int(lengths.max())  # nothing happens after the longest sequence ends
     outputs = []
+    explicit = getattr(cell, "explicit_coefficients", None)
     with parametrize.cached():
         for t0 in range(0, T, steps):
             t1 = min(T, t0 + steps)
-            a, b = cell.coefficients(cell.project(x[:, t0:t1]))  # (B, t1 - t0, H) each
-            if lengths is not None:
-                alive = alive_all[:, t0:t1]
-                a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
-                b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
-            out = linear_scan(a, b, h)  # (B, t1 - t0, H)
-            h = out[:, -1]
-            outputs.append(out if lengths is None else out * alive)
+            alive = None if lengths is None else alive_all[:, t0:t1]
+            px = cell.project(x[:, t0:t1])  # (B, t1 - t0, G)
+            coefficients = None if explicit is None else explicit()
+            if coefficients is not None:
+                out, h = _ExplicitScan.apply(coefficients, alive, px, h)  # (B, t1 - t0, H), (B, H)
+            else:
+                a, b = cell.coefficients(px)  # (B, t1 - t0, H) each
+                if alive is not None:
+                    a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
+                    b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+                out = linear_scan(a, b, h)
+                h = out[:, -1]
+            outputs.append(out if alive is None else out * alive)
     if T < x.shape[1]:
         outputs.append(h.new_zeros(B, x.shape[1] - T, h.shape[-1]))
     out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]  # (B, T, H)
