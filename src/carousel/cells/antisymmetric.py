@@ -98,6 +98,13 @@ class AntisymmetricCell(Cell):
             h = h + self.epsilon * torch.tanh(mh + px_t)
         return ElmanState(h)
 
+    def gates(self, px_t: Tensor, state: ElmanState) -> dict[str, Tensor]:
+        """The gate ``z`` of one step (B, H) when ``gated=True``; no gates otherwise. For diagnostics."""
+        if not self.gated:
+            return {}
+        x_z = px_t.chunk(2, dim=1)[0]  # (B, H)
+        return {"z": torch.sigmoid(torch.mm(state.h, self.weight_hh.t()) + x_z)}
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, epsilon={self.epsilon}, gamma={self.gamma}, gated={self.gated}"
 

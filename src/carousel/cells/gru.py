@@ -87,6 +87,15 @@ class GRUCell(Cell):
         h = (1 - z) * n + z * h  # (B, H)
         return GRUState(h)
 
+    def gates(self, px_t: Tensor, state: GRUState) -> dict[str, Tensor]:
+        """The reset and update gates ``r`` and ``z`` of one step, each (B, H) in (0, 1), as ``step``
+        computes them. For diagnostics; ``step`` itself does not call it."""
+        H = self.hidden_size
+        x_r, x_z, _ = px_t.chunk(3, dim=1)  # each (B, H)
+        b_rz = None if self.bias_hh is None else self.bias_hh[: 2 * H]
+        h_r, h_z = F.linear(state.h, self.weight_hh[: 2 * H], b_rz).chunk(2, dim=1)  # (B, H) each
+        return {"r": torch.sigmoid(x_r + h_r), "z": torch.sigmoid(x_z + h_z)}
+
     def fused_mode(self) -> tuple[str | None, str | None]:
         if self.variant != "torch":
             return None, f"fused needs a GRU cell in torch's form; variant={self.variant!r} was given"

@@ -151,6 +151,31 @@ class LSTMCell(Cell):
             h = torch.mm(h, self.weight_hr.t())  # (B, P)
         return LSTMState(h, c)
 
+    def gates(self, px_t: Tensor, state: LSTMState) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, as ``step`` computes them: ``i``, ``f`` (when the cell has
+        it) and ``o``, each (B, H) in (0, 1). For diagnostics; ``step`` itself does not call it."""
+        h, c = state
+        if self.layer_norm:
+            pre = px_t + self.ln_hh(torch.mm(h, self.weight_hh.t()))  # (B, G)
+        else:
+            pre = torch.addmm(px_t, h, self.weight_hh.t())  # (B, G)
+        if self.forget_gate:
+            i, f, g, o = pre.chunk(4, dim=1)  # each (B, H)
+        else:
+            (i, g, o), f = pre.chunk(3, dim=1), None
+        if self.peephole:
+            i = i + self.weight_ci * c
+            f = None if f is None else f + self.weight_cf * c
+        i, g = torch.sigmoid(i), torch.tanh(g)
+        f = None if f is None else torch.sigmoid(f)
+        c = (c if f is None else f * c) + i * g
+        if self.peephole:
+            o = o + self.weight_co * c
+        out = {"i": i, "o": torch.sigmoid(o)}
+        if f is not None:
+            out["f"] = f
+        return {name: out[name] for name in ("i", "f", "o") if name in out}
+
     def explicit_step(self) -> LSTMExplicitStep | None:
         """The step and its derivative written out, for the fast loop (``carousel.run.bptt``)."""
         return LSTMExplicitStep(self) if self.keeps_math_of(LSTMCell) else None
