@@ -1,9 +1,9 @@
 """Long-term-dependency tasks, generated from a seed, each with its chance baseline.
 
 Every generator takes ``(num, length, *, seed=0)`` and returns ``(x, y)`` with ``x`` a float
-tensor of shape (N, L, I), ready for a batch-first recurrent layer; ``TASKS`` describes each one
-(what ``y`` is, how it is scored, and the score of the best input-blind guess). ``length`` is the
-task's T; the copying task's sequences are T + 20 long.
+tensor of shape (N, L, I), ready for a batch-first recurrent layer; ``SYNTHETIC_TASKS`` describes
+each one (what ``y`` is, how it is scored, and the score of the best guess that ignores the
+input). ``length`` is the task's T; the copying task's sequences are T + 20 long.
 
 | task | x | y | score | chance (best guess that ignores the input) |
 |---|---|---|---|---|
@@ -123,7 +123,7 @@ def zeros_even(num: int, length: int, *, seed: int = 0, dtype: torch.dtype = tor
 
 
 @dataclass(frozen=True)
-class Task:
+class SyntheticTask:
     """A generated task: its shapes, how it is scored, and its chance baseline.
 
     * ``loss``: ``"mse"`` (``y`` float) or ``"cross_entropy"`` (``y`` class indices);
@@ -147,7 +147,7 @@ class Task:
         return score(self, self.guess(y.shape[0], length), y)
 
 
-def score(task: Task, prediction: Tensor, y: Tensor) -> float:
+def score(task: SyntheticTask, prediction: Tensor, y: Tensor) -> float:
     """The task's loss: mean squared error, or cross-entropy per answer (``prediction`` holds logits)."""
     if task.loss == "mse":
         return float(F.mse_loss(prediction, y))
@@ -170,22 +170,22 @@ def _coin(num: int, length: int) -> Tensor:
     return torch.zeros(num, 2)  # equal logits: probability 1/2 each
 
 
-TASKS: dict[str, Task] = {
-    "adding": Task("adding", adding_problem, 2, 1, "mse", False, lambda T: ADDING_BASELINE_MSE,
+SYNTHETIC_TASKS: dict[str, SyntheticTask] = {
+    "adding": SyntheticTask("adding", adding_problem, 2, 1, "mse", False, lambda T: ADDING_BASELINE_MSE,
                    _constant(lambda T: 1.0), "sum of the two marked values (Le et al. 2015)"),
-    "copying": Task("copying", copying_memory, COPY_SYMBOLS + 2, COPY_SYMBOLS + 1, "cross_entropy", True,
+    "copying": SyntheticTask("copying", copying_memory, COPY_SYMBOLS + 2, COPY_SYMBOLS + 1, "cross_entropy", True,
                     copying_baseline, _copy_guess, "repeat 10 symbols after T steps (Arjovsky et al. 2016)"),
-    "parity": Task("parity", parity, 1, 2, "cross_entropy", False, lambda T: math.log(2), _coin,
+    "parity": SyntheticTask("parity", parity, 1, 2, "cross_entropy", False, lambda T: math.log(2), _coin,
                    "parity of a bit string"),
-    "counting": Task("counting", counting_ones, 1, 1, "mse", False, lambda T: T / 4.0,
+    "counting": SyntheticTask("counting", counting_ones, 1, 1, "mse", False, lambda T: T / 4.0,
                      _constant(lambda T: T / 2.0), "number of ones in a bit string"),
-    "zeros_even": Task("zeros_even", zeros_even, 1, 2, "cross_entropy", False, lambda T: math.log(2), _coin,
+    "zeros_even": SyntheticTask("zeros_even", zeros_even, 1, 2, "cross_entropy", False, lambda T: math.log(2), _coin,
                        "is the number of zeros even"),
 }
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``; raises ``ValueError`` listing the known tasks otherwise."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of: {', '.join(map(repr, TASKS))}")
-    return TASKS[name]
+def synthetic_task(name: str) -> SyntheticTask:
+    """The synthetic task called ``name``; raises ``ValueError`` listing the known tasks otherwise."""
+    if name not in SYNTHETIC_TASKS:
+        raise ValueError(f"unknown synthetic task {name!r}; expected one of: {', '.join(map(repr, SYNTHETIC_TASKS))}")
+    return SYNTHETIC_TASKS[name]
