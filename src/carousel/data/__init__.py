@@ -1,5 +1,7 @@
 """Data: synthetic tasks generated from a seed, corpora and real datasets, batching."""
 
+from .compress import COMPRESSORS, compressor_bits
+from .corpus import CORPORA, Corpus, MissingPackageError, load_corpus, penn_treebank, python_stdlib, text_files
 from .tasks import (
     ADDING_BASELINE_MSE,
     SYNTHETIC_TASKS,
@@ -12,6 +14,7 @@ from .tasks import (
     synthetic_task,
     zeros_even,
 )
+from .vocab import Vocabulary
 
 __all__ = [
     "adding_problem",
@@ -24,4 +27,14 @@ __all__ = [
     "SyntheticTask",
     "SYNTHETIC_TASKS",
     "synthetic_task",
+    "Corpus",
+    "CORPORA",
+    "MissingPackageError",
+    "load_corpus",
+    "penn_treebank",
+    "python_stdlib",
+    "text_files",
+    "Vocabulary",
+    "compressor_bits",
+    "COMPRESSORS",
 ]
