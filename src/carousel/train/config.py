@@ -1,0 +1,155 @@
+"""Frozen configuration: the trainer's options, and the reading of options from text (CLI, TOML, JSON).
+
+Every option is a dataclass field declared with ``option(default, help, choices=...)``; the help
+and choices travel with the field, so the command line, ``--help`` and config files all read the
+same declaration (one place per option). ``parse_options(cls, mapping)`` turns strings or TOML
+values into a validated instance and says which names are valid when one is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "cosine", "linear", "step", "plateau")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def option(default: Any, help: str, *, choices: Sequence[str] | Callable[[], Sequence[str]] | None = None) -> Any:
+    """A dataclass field with its help text and, for strings, its valid choices (a list or a function giving one)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def choices_of(f: dataclasses.Field) -> tuple[str, ...] | None:
+    c = f.metadata.get("choices")
+    if c is None:
+        return None
+    return tuple(c() if callable(c) else c)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The trainer's options (the task's own options live in the task's ``Options`` dataclass)."""
+
+    steps: int = option(1000, "optimiser steps in the whole run")
+    batch_size: int = option(32, "global batch size (split evenly over distributed ranks)")
+    lr: float = option(1e-3, "learning rate")
+    optimizer: str = option("adam", "optimiser from torch.optim", choices=OPTIMIZERS)
+    weight_decay: float = option(0.0, "weight decay (L2; decoupled for adamw)")
+    momentum: float = option(0.0, "momentum (sgd, rmsprop)")
+    schedule: str = option("constant", "learning-rate schedule from torch.optim.lr_scheduler", choices=SCHEDULES)
+    warmup: int = option(0, "steps of linear warm-up before the schedule")
+    clip_norm: float = option(1.0, "clip gradients to this global L2 norm (0: off)")
+    clip_value: float = option(0.0, "clip every gradient element to [-v, v] (0: off)")
+    max_nonfinite: int = option(5, "stop after this many non-finite steps in a row (each is skipped)")
+    eval_every: int = option(100, "evaluate on the validation split every N steps (0: only at the end)")
+    patience: int = option(0, "early stopping: stop after N evaluations without improvement (0: off)")
+    checkpoint_every: int = option(100, "write a checkpoint every N steps (and always at the end)")
+    keep: int = option(2, "checkpoints to keep besides the best one")
+    log_every: int = option(1, "write training metrics every N steps")
+    seed: int = option(0, "random seed for weights, data and dropout")
+    device: str = option("auto", "where to train (auto: cuda when available)", choices=DEVICES)
+    progress: bool = option(True, "show a live progress bar")
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "max_nonfinite", "keep", "log_every", "checkpoint_every"):
+            _positive(name, getattr(self, name))
+        for name in ("warmup", "eval_every", "patience", "seed"):
+            _non_negative(name, getattr(self, name))
+        for name in ("lr",):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"expected {name} > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "momentum", "clip_norm", "clip_value"):
+            _non_negative(name, getattr(self, name))
+        for f in dataclasses.fields(self):
+            ch = choices_of(f)
+            if ch is not None and getattr(self, f.name) not in ch:
+                raise ValueError(f"unknown {f.name} {getattr(self, f.name)!r}; expected one of: {', '.join(ch)}")
+        if self.schedule == "plateau" and self.warmup:
+            raise ValueError("warmup cannot be combined with schedule 'plateau' (it steps on validation, not on steps)")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected {name} to be an integer >= 1, got {value!r}")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"expected {name} >= 0, got {value!r}")
+
+
+# ---- reading options from text -----------------------------------------------------------------
+def option_fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """``{name: (field, type)}`` of a frozen options dataclass, with its resolved annotations."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def convert(value: Any, kind: Any, name: str) -> Any:
+    """Convert a CLI string or a TOML/JSON value to ``kind`` (int, float, str, bool, or ``X | None``)."""
+    args = typing.get_args(kind)
+    if args and type(None) in args:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        kind = next(a for a in args if a is not type(None))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ValueError(f"expected true or false for {name}, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ValueError(f"expected an integer for {name}, got {value!r}")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"expected a number for {name}, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"expected a string for {name}, got {value!r}")
+    raise TypeError(f"option {name} has a type the command line cannot read: {kind!r}")
+
+
+def parse_options(cls: type, values: Mapping[str, Any], *, what: str = "option") -> Any:
+    """Build ``cls`` from ``values`` (names with ``-`` or ``_``); unknown names raise ValueError listing the valid ones."""
+    fields = option_fields(cls)
+    kwargs = {}
+    for raw, value in values.items():
+        name = raw.replace("-", "_")
+        if name not in fields:
+            raise ValueError(unknown_message(what, raw, list(fields)))
+        f, kind = fields[name]
+        kwargs[name] = convert(value, kind, name)
+        ch = choices_of(f)
+        if ch is not None and kwargs[name] not in ch:
+            raise ValueError(f"unknown {name} {kwargs[name]!r}; expected one of: {', '.join(ch)}")
+    return cls(**kwargs)
+
+
+def unknown_message(what: str, given: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(given.replace("-", "_"), list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {given!r}{hint}; valid: {', '.join(valid)}"
+
+
+def to_dict(options: Any) -> dict[str, Any]:
+    """A frozen options dataclass as a JSON-able dict."""
+    return dataclasses.asdict(options)

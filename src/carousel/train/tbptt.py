@@ -1,0 +1,71 @@
+"""Truncated backpropagation through time: running a window, carrying and cutting the state.
+
+``run_window(model, window, state)`` runs a layer-shaped model (``model(x, state) -> (y, state)``)
+over a ``Window`` in pieces: it resets the state of a stream where a document starts in it, and it
+keeps the state after ``window.carry_at`` steps, detached, for the next window. Detaching is what
+truncates: the next window's graph starts at a leaf, so no gradient flows into earlier windows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from .streams import Window
+
+
+def map_state(fn: Callable[[Tensor], Tensor], state: Any) -> Any:
+    """Apply ``fn`` to every tensor in a nested state (tuples, NamedTuples, lists, dicts, None)."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(map_state(fn, s) for s in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(fn, s) for s in state)
+    if isinstance(state, dict):
+        return {k: map_state(fn, v) for k, v in state.items()}
+    raise TypeError(f"expected a recurrent state made of tensors, tuples, lists or dicts, got {type(state).__name__}")
+
+
+def detach_state(state: Any) -> Any:
+    """The same state cut from the graph that produced it."""
+    return map_state(Tensor.detach, state)
+
+
+def reset_rows(state: Any, mask: Tensor) -> Any:
+    """Zero the rows (streams) of every state tensor (B, ...) where ``mask`` (B,) is True."""
+    if state is None:
+        return None
+
+    def reset(s: Tensor) -> Tensor:
+        keep = ~mask.to(s.device).view(-1, *([1] * (s.dim() - 1)))  # (B, 1, ...)
+        return s * keep
+
+    return map_state(reset, state)
+
+
+def run_window(model: Callable[..., tuple[Tensor, Any]], window: Window, state: Any) -> tuple[Tensor, Any]:
+    """Run ``model`` over ``window.x`` from ``state``; returns outputs (b, W, ...) and the detached
+    state after ``window.carry_at`` steps (the next window's initial state).
+
+    The window is run in pieces cut where a stream starts a document (its rows are reset to zero
+    before that step) and at ``carry_at``; the pieces are chained with the state passed across,
+    which equals one run over the whole window (the layers' chunking contract).
+    """
+    W = window.x.shape[1]
+    begins = window.starts.any(dim=0).nonzero().flatten().tolist()
+    cuts = sorted({0, W, window.carry_at, *begins})
+    outputs, carried = [], detach_state(state) if window.carry_at == 0 else None
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        mask = window.starts[:, a]
+        if bool(mask.any()):
+            state = reset_rows(state, mask)
+        y, state = model(window.x[:, a:b], state)
+        outputs.append(y)
+        if b == window.carry_at:
+            carried = detach_state(state)
+    return torch.cat(outputs, dim=1), carried

@@ -1,0 +1,242 @@
+"""The training loop: ``Trainer(task, config, run_dir=...).fit()``.
+
+One step is::
+
+    batch = next(batches)                       # this rank's shard, position saved in checkpoints
+    out = task.step(model, batch, state)        # loss, and the recurrent state to carry (TBPTT)
+    out.loss.backward()                         # DistributedDataParallel averages over ranks
+    norm = clip_gradients(...)                  # global norm before clipping, logged every step
+    if guard.check(step, loss, norm):           # non-finite: skip (and stop after too many)
+        optimizer.step(); state = detach(out.state)
+    scheduler.step()
+
+then, when due: evaluation (best checkpoint, early stopping), a checkpoint, hooks. Everything the
+next step depends on (weights, optimiser, scheduler, data position, carried state, every random
+generator) goes into the checkpoint, so ``resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .batches import derive_seed
+from .checkpoint import step_path
+from .clip import clip_gradients
+from .config import TrainConfig, to_dict
+from .distributed import mean_over_ranks, setup, sum_over_ranks, wrap
+from .guard import NonFiniteGuard
+from .metrics import MetricsLog, finite
+from .optim import build_optimizer, build_scheduler
+from .progress import ProgressBar
+from .task import StepOutput, Task
+from .tbptt import detach_state
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move every tensor in a batch (tensors, tuples, NamedTuples, lists, dicts) to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(to_device(v, device) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(v, device) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+class Hook:
+    """Override any of these to watch or steer a run; ``trainer.stop(reason)`` ends it after the step."""
+
+    def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
+
+    def on_eval(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
+
+    def on_checkpoint(self, trainer: "Trainer", path: Path) -> None: ...
+
+    def on_end(self, trainer: "Trainer") -> None: ...
+
+
+class Trainer:
+    """Trains ``task`` with ``config``; with ``run_dir`` it writes metrics and checkpoints there.
+
+    Seeding: torch is seeded with ``config.seed`` before ``task.build_model()`` (the same weights
+    on every rank), then each rank's generators with a seed derived from ``(seed, rank)``.
+    """
+
+    def __init__(self, task: Task, config: TrainConfig, *, run_dir: str | Path | None = None, hooks: Sequence[Hook] = ()) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"expected a carousel.train.Task, got {type(task).__name__}")
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"expected a TrainConfig, got {type(config).__name__}")
+        self.task, self.config, self.hooks = task, config, list(hooks)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.shard, self.device = setup(config.device)
+        self.is_main = self.shard.rank == 0
+        torch.manual_seed(config.seed)
+        self.model = task.build_model().to(self.device)
+        self.ddp = wrap(self.model, self.shard, self.device)
+        self.optimizer = build_optimizer(self.model.parameters(), config)
+        self.scheduler = build_scheduler(self.optimizer, config)
+        self.batches = task.train_batches(config.batch_size, self.shard, config.seed)
+        self.guard = NonFiniteGuard(config.max_nonfinite)
+        self.step, self.state, self.best, self.bad_evals = 0, None, None, 0
+        self.stop_reason: str | None = None
+        self.history: list[dict[str, Any]] = []
+        self._metrics: MetricsLog | None = None
+        self._seed_generators(derive_seed(config.seed, self.shard.rank, 1))
+
+    # ---- configuration recorded with every checkpoint ----------------------------------------------
+    def run_config(self) -> dict[str, Any]:
+        return {"task": self.task.name, "options": to_dict(self.task.options), "train": to_dict(self.config)}
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints"
+
+    @staticmethod
+    def _seed_generators(seed: int) -> None:
+        import random
+
+        import numpy as np
+
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to end after the current step (a checkpoint is written first)."""
+        self.stop_reason = reason
+
+    # ---- the loop ------------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train until ``config.steps`` (or a stop); returns a summary (steps, last loss, best, reason)."""
+        cfg = self.config
+        if self.run_dir is not None and self.is_main:
+            self._metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        saved_at = -1
+        try:
+            with ProgressBar(cfg.steps, self.step, unit=self.task.unit, enabled=cfg.progress and self.is_main) as bar:
+                while self.step < cfg.steps and self.stop_reason is None:
+                    record = self.train_step()
+                    bar.update(self.step, record["loss"] or float("nan"), record["grad_norm"] or float("nan"), record["rate"])
+                    last = self.step >= cfg.steps or self.stop_reason is not None
+                    if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
+                        self.evaluate()
+                    if self.step % cfg.checkpoint_every == 0 or last or self.stop_reason is not None:
+                        self.save()
+                        saved_at = self.step
+            if saved_at != self.step:
+                self.save()
+        finally:
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
+        for hook in self.hooks:
+            hook.on_end(self)
+        done = self.history[-1] if self.history else {}
+        return {"steps": self.step, "loss": done.get("loss"), "best": self.best, "stopped": self.stop_reason, "skipped": self.guard.skipped}
+
+    def train_step(self) -> dict[str, Any]:
+        """One optimiser step (or one skipped step); returns the record logged for it."""
+        cfg = self.config
+        batch = to_device(next(self.batches), self.device)
+        self.model.train()
+        start = time.perf_counter()
+        out = self.task.step(self.ddp, batch, self.state)
+        if not isinstance(out, StepOutput):
+            raise TypeError(f"task {self.task.name!r}: step must return a StepOutput, got {type(out).__name__}")
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        norm = float(clip_gradients(self.model.parameters(), max_norm=cfg.clip_norm, max_value=cfg.clip_value))
+        extra = {k: float(v) for k, v in out.metrics.items()}
+        loss, *values = mean_over_ranks([float(out.loss.detach()), *extra.values()], self.shard, self.device)
+        items = sum_over_ranks(int(out.items), self.shard, self.device)
+        self.step += 1
+        if self.guard.check(self.step, loss, norm):
+            self.optimizer.step()
+            self.state = detach_state(out.state)
+            skipped = False
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state = None
+            skipped = True
+        if self.config.schedule != "plateau":
+            with warnings.catch_warnings():  # a skipped first step would warn that the optimiser did not step
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+                self.scheduler.step()
+        seconds = time.perf_counter() - start
+        record = {
+            "kind": "train",
+            "step": self.step,
+            "loss": finite(loss),
+            "grad_norm": finite(norm),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "items": items,
+            "rate": items / seconds if seconds > 0 else 0.0,
+            "skipped": skipped,
+            **{k: finite(v) for k, v in zip(extra, values)},
+        }
+        self.history.append(record)
+        if self._metrics is not None and (self.step % cfg.log_every == 0 or skipped):
+            self._metrics.write(record)
+        for hook in self.hooks:
+            hook.on_step(self, record)
+        return record
+
+    def evaluate(self, split: str | None = None) -> dict[str, Any]:
+        """Evaluate on ``split`` (the validation split by default); on validation, track the best
+        model (``best.safetensors``), early stopping and the ``plateau`` schedule."""
+        split = self.task.splits[0] if split is None else self.task.check_split(split)
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.model, split)
+        monitor, mode = self.task.monitor, self.task.mode
+        if monitor not in metrics:
+            raise ValueError(f"task {self.task.name!r}: evaluate() returned {sorted(metrics)}, without its monitor {monitor!r}")
+        record = {"kind": "eval", "split": split, "step": self.step, **{k: float(v) for k, v in metrics.items()}}
+        if split == self.task.splits[0]:
+            value = float(metrics[monitor])
+            improved = self.best is None or (value < self.best if mode == "min" else value > self.best)
+            if improved:
+                self.best, self.bad_evals = value, 0
+                self.save(best=True)
+            else:
+                self.bad_evals += 1
+                if self.config.patience and self.bad_evals >= self.config.patience:
+                    self.stop(f"early stopping: {monitor} did not improve for {self.bad_evals} evaluations (best {self.best:.6g})")
+            if self.config.schedule == "plateau":
+                self.scheduler.step(value if mode == "min" else -value)
+            record["best"] = self.best
+        if self._metrics is not None:
+            self._metrics.write(record)
+        for hook in self.hooks:
+            hook.on_eval(self, record)
+        return record
+
+    # ---- checkpoints (implemented in checkpointing.py) --------------------------------------------------
+    def save(self, *, best: bool = False) -> Path | None:
+        """Write a checkpoint of the whole training state (rank 0 writes; every rank takes part)."""
+        from .checkpointing import save_trainer
+
+        if self.checkpoint_dir is None:
+            return None
+        path = self.checkpoint_dir / "best.safetensors" if best else step_path(self.checkpoint_dir, self.step)
+        written = save_trainer(self, path, keep=None if best else self.config.keep)
+        if written is not None and not best:
+            self.guard.last_checkpoint = str(written)
+            for hook in self.hooks:
+                hook.on_checkpoint(self, written)
+        return written
+
+    def load(self, path: str | Path, *, allow: Sequence[str] = ("steps", "progress")) -> None:
+        """Restore the whole training state from ``path``; the recorded config must match this one
+        except for the ``allow``-ed trainer options."""
+        from .checkpointing import load_trainer
+
+        load_trainer(self, Path(path), allow=allow)
