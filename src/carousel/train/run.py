@@ -69,8 +69,20 @@ def build_config(task: str | None, values: Mapping[str, Any] = {}, file: str | P
         elif name in train_fields:
             train[name] = value
         else:
-            raise ValueError(unknown_message(f"option for task {task!r}", raw, [*task_fields, *train_fields]))
+            raise ValueError(unknown_option(task, raw, list(task_fields), list(train_fields)))
     return RunConfig(task, parse_options(cls.Options, options, what=f"option of task {task!r}"), parse_options(TrainConfig, train, what="trainer option"))
+
+
+def unknown_option(task: str, given: str, task_fields: list[str], train_fields: list[str]) -> str:
+    import difflib
+
+    flag = lambda n: "--" + n.replace("_", "-")  # noqa: E731
+    close = difflib.get_close_matches(given.replace("-", "_"), task_fields + train_fields, n=1)
+    hint = f" (did you mean {flag(close[0])}?)" if close else ""
+    return (
+        f"unknown option {flag(given)} for task {task!r}{hint}; task options: {', '.join(map(flag, task_fields))}; "
+        f"trainer options: {', '.join(map(flag, train_fields))}"
+    )
 
 
 def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any], dict[str, Any]]:

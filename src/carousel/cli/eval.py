@@ -1,0 +1,33 @@
+"""``carousel eval RUN_DIR``: score a run's best (or latest, or a named) checkpoint."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from . import app
+from ._training import console, user_errors
+
+
+@app.command(name="eval")
+def eval_(
+    run_dir: str = typer.Argument(..., help="the run directory (holds config.json and checkpoints/)"),
+    split: Optional[str] = typer.Option(None, help="evaluation split (default: every split of the task)"),
+    checkpoint: str = typer.Option("best", help="'best', 'latest' or a checkpoint file"),
+) -> None:
+    """Evaluate a run's checkpoint on the task's evaluation splits; writes RUN_DIR/eval.json."""
+    from rich.table import Table
+
+    from ..train import evaluate_run
+
+    with user_errors():
+        result = evaluate_run(run_dir, split=split, checkpoint=checkpoint)
+    table = Table(title=f"{run_dir}: checkpoint at step {result['step']} ({result['checkpoint']})", title_justify="left")
+    metrics = sorted({k for values in result["splits"].values() for k in values})
+    table.add_column("split")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for s, values in result["splits"].items():
+        table.add_row(s, *(f"{values[m]:.6g}" if m in values else "" for m in metrics))
+    console().print(table)
