@@ -26,6 +26,7 @@ and ``dW_hh = dR^T (H_prev * m)``.
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import torch
@@ -33,6 +34,28 @@ from torch import Tensor
 
 _LN_BACKWARD = torch.ops.aten.native_layer_norm_backward
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+# Buffers of finished runs, kept for the next run of the same shape: fresh memory costs a page
+# fault per 4 kB on first touch, which on a small CPU is a sizeable part of a training step.
+_FREE: dict[tuple, list[Tensor]] = {}
+_FREE_SHAPES = 8  # at most this many shapes are kept (the oldest is dropped), two buffers each
+REUSE_BUFFERS = True
+
+
+def _take(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    free = _FREE.get((shape, like.dtype, like.device)) if REUSE_BUFFERS else None
+    return free.pop() if free else torch.empty(shape, dtype=like.dtype, device=like.device)
+
+
+def _give(buffers: list[Tensor]) -> None:
+    for t in buffers:
+        key = (tuple(t.shape), t.dtype, t.device)
+        if key not in _FREE and len(_FREE) >= _FREE_SHAPES:
+            del _FREE[next(iter(_FREE))]
+        free = _FREE.setdefault(key, [])
+        if len(free) < 2:
+            free.append(t)
 
 
 def right_product(W: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
@@ -92,12 +115,13 @@ class LSTMExplicitStep:
             self.eps_hh, self.eps_c = self.cell.ln_hh.eps, self.cell.ln_c.eps
         self.keep, self.c0 = keep, state[1]
         slots = T if keep else 2  # without a backward pass two alternating slots suffice
-        kw = {"dtype": px.dtype, "device": px.device}
-        self.A = torch.empty(slots, B, G, **kw)  # gate activations i, f, g, o
-        self.C = torch.empty(slots, B, self.H, **kw)  # c_t
-        self.K = torch.empty(slots, B, self.H, **kw)  # k = tanh(LN(c_t))
-        self.R = torch.empty(slots, B, G, **kw) if self.layer_norm else None  # recurrent product r
-        self.M = torch.empty(slots, B, self.H, **kw) if self.proj else None  # m = o k
+        self.A = _take((slots, B, G), px)  # gate activations i, f, g, o
+        self.C = _take((slots, B, self.H), px)  # c_t
+        self.K = _take((slots, B, self.H), px)  # k = tanh(LN(c_t))
+        self.R = _take((slots, B, G), px) if self.layer_norm else None  # recurrent product r
+        self.M = _take((slots, B, self.H), px) if self.proj else None  # m = o k
+        if keep:  # these buffers are only ever read through this object: reuse them once it is gone
+            weakref.finalize(self, _give, [b for b in (self.A, self.C, self.K, self.R, self.M) if b is not None])
         self.ln_stats: list[tuple[Tensor, ...]] = []  # per step: mean and 1/std of r and of c_t
 
     def _gates(self, a: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
