@@ -134,3 +134,23 @@ def test_recurrent_dropout_fast_loop_equals_reference(name, lengths, run_and_gra
     torch.manual_seed(5)
     plain, _ = run(cell.cell, x, s0, L, backend="reference")
     assert not torch.allclose(plain, out)
+
+
+def test_reused_buffers_never_mix_runs():
+    """A live run keeps its buffers; a finished run's buffers serve the next run of that shape."""
+    cell = make_cell("lstm_layer_norm", I, H)
+    x1, x2 = torch.randn(B, T, I, dtype=torch.float64), torch.randn(B, T, I, dtype=torch.float64)
+    params = list(cell.parameters())
+
+    def grads(out):
+        return torch.autograd.grad((out * out).sum(), params)
+
+    ref1 = grads(run(cell, x1, backend="reference")[0])
+    out1, _ = run(cell, x1, backend="loop")  # alive while a second run of the same shape goes
+    out2, _ = run(cell, x2, backend="loop")
+    for a, b in zip(grads(out1), ref1):
+        torch.testing.assert_close(a, b)
+    del out1, out2
+    for _ in range(2):  # now from reused buffers
+        for a, b in zip(grads(run(cell, x1, backend="loop")[0]), ref1):
+            torch.testing.assert_close(a, b)
