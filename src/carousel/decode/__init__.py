@@ -1,1 +1,15 @@
-"""carousel.decode (see DESIGN.md)."""
+"""Decoding: sampling text one step at a time, teacher forcing with scheduled sampling."""
+
+from .sampling import Generation, generate, next_token
+from .schedule import SCHEDULES, SamplingSchedule
+from .teacher import ScheduledOutput, scheduled_sampling
+
+__all__ = [
+    "generate",
+    "next_token",
+    "Generation",
+    "SamplingSchedule",
+    "SCHEDULES",
+    "scheduled_sampling",
+    "ScheduledOutput",
+]

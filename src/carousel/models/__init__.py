@@ -1,1 +1,5 @@
-"""carousel.models (see DESIGN.md)."""
+"""Models: task heads built on carousel's recurrent layers (character-level language model, ...)."""
+
+from .char_lm import CharLM, cell_factory
+
+__all__ = ["CharLM", "cell_factory"]

@@ -1,0 +1,139 @@
+r"""``CharLM``: a character-level language model on a deep carousel recurrent stack.
+
+.. math::
+    e_t &= E[x_t] \qquad (E \text{ with whole rows dropped at rate } p_\text{embed}) \\
+    u &= \text{vdrop}_{p_\text{input}}(e) \\
+    y, s &= \text{Deep}([\text{Recurrent}(\text{cell}_1), \dots, \text{Recurrent}(\text{cell}_L)],
+            \text{dropout}=p_\text{between}, \text{variational})(u, s_0) \\
+    z_t &= W\, \text{vdrop}_{p_\text{output}}(y_t) + b, \qquad
+    P(x_{t+1} \mid x_{\le t}) = \text{softmax}(z_t)
+
+With ``tied=True`` the output matrix is the embedding, ``W = E`` (Press & Wolf 2017, "Using the
+Output Embedding to Improve Language Models"; Inan et al. 2017), so the last layer's output size
+must equal ``embed_size``. Every regulariser of ``carousel.regularize`` has its keyword:
+``embed_dropout`` (EmbeddingDropout), ``input_dropout``, ``between_dropout`` and
+``output_dropout`` (VariationalDropout: one mask per sequence), ``weight_drop`` (DropConnect on
+every ``weight_hh``, fused-safe), ``recurrent_dropout`` (RecurrentDropout on ``h_{t-1}``) and
+``zoneout_h`` / ``zoneout_c`` (Zoneout). The cell is any carousel cell, by name (``"lstm"``,
+``"gru"``, ...; see ``carousel train --help``) or a factory ``(input_size, hidden_size) -> Cell``.
+
+``model(x, state) -> (z, state)`` with ``x`` (B, T) character ids and ``z`` (B, T, V) logits; the
+state is the stack's, one entry per layer, to be carried across windows (TBPTT) and steps
+(sampling).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_size
+from ..cells.base import Cell
+from ..layers import Deep, Recurrent
+from ..regularize import EmbeddingDropout, RecurrentDropout, VariationalDropout, Zoneout
+from ..regularize import weight_drop as add_weight_drop
+from ..regularize.masks import check_rate
+
+CellFactory = Callable[[int, int], Cell]
+
+
+def cell_factory(cell: str | CellFactory, options: dict[str, Any] | None = None) -> CellFactory:
+    """A factory ``(input_size, hidden_size) -> Cell`` from a registered cell name or a callable."""
+    options = dict(options or {})
+    if isinstance(cell, str):
+        from ..train.cells import make_cell  # the registry of cells by name
+
+        make_cell(cell, 1, 1, **options)  # fails early, listing the valid names, on an unknown one
+        return lambda i, h: make_cell(cell, i, h, **options)
+    if callable(cell):
+        return lambda i, h: cell(i, h, **options)
+    raise TypeError(f"expected cell as a name such as 'lstm' or a factory (input_size, hidden_size) -> Cell, got {type(cell).__name__}")
+
+
+class CharLM(nn.Module):
+    """``CharLM(vocab_size, cell="lstm", hidden_size=512, layers=1)``; see the module docstring."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        cell: str | CellFactory = "lstm",
+        embed_size: int = 64,
+        hidden_size: int | Sequence[int] = 512,
+        layers: int = 1,
+        tied: bool = False,
+        embed_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        between_dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout_h: float = 0.0,
+        zoneout_c: float = 0.0,
+        backend: str = "auto",
+        cell_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.vocab_size = check_size(vocab_size, "vocab_size", minimum=2)
+        self.embed_size = check_size(embed_size, "embed_size")
+        layers = check_size(layers, "layers")
+        sizes = [hidden_size] * layers if isinstance(hidden_size, int) else list(hidden_size)
+        if len(sizes) != layers:
+            raise ValueError(f"expected {layers} hidden sizes, one per layer, got {len(sizes)}: {sizes}")
+        for s in sizes:
+            check_size(s, "hidden_size")
+        rates = dict(embed_dropout=embed_dropout, input_dropout=input_dropout, between_dropout=between_dropout,
+                     output_dropout=output_dropout, weight_drop=weight_drop, recurrent_dropout=recurrent_dropout)
+        rates = {k: check_rate(v, k) for k, v in rates.items()}
+        zoneout_h, zoneout_c = check_rate(zoneout_h, "zoneout_h"), check_rate(zoneout_c, "zoneout_c")
+        self.regularisation = {**rates, "zoneout_h": zoneout_h, "zoneout_c": zoneout_c}
+        make = cell_factory(cell, cell_options)
+
+        embedding = nn.Embedding(self.vocab_size, self.embed_size)
+        self.embedding: nn.Module = EmbeddingDropout(embedding, rates["embed_dropout"]) if rates["embed_dropout"] else embedding
+        self.input_drop = VariationalDropout(rates["input_dropout"])
+        stack, size = [], self.embed_size
+        for h in sizes:
+            c = make(size, h)
+            if not isinstance(c, Cell):
+                raise TypeError(f"the cell factory must return a carousel Cell, got {type(c).__name__}")
+            size = c.output_size
+            if rates["recurrent_dropout"]:
+                c = RecurrentDropout(c, rates["recurrent_dropout"])
+            if zoneout_h or zoneout_c:
+                c = Zoneout(c, zoneout_h, zoneout_c)
+            stack.append(Recurrent(c, backend=backend))
+        self.rnn = Deep(stack, dropout=rates["between_dropout"], variational=True)
+        if rates["weight_drop"]:
+            add_weight_drop(self.rnn, rates["weight_drop"])
+        self.output_drop = VariationalDropout(rates["output_dropout"])
+        self.head = nn.Linear(size, self.vocab_size)
+        self.tied = bool(tied)
+        if self.tied:
+            if size != self.embed_size:
+                raise ValueError(
+                    f"tied weights need the last layer's output size to equal embed_size={self.embed_size}, got {size}; "
+                    "give hidden_size per layer with the last equal to embed_size"
+                )
+            self.head.weight = embedding.weight  # W = E: one (V, E) matrix
+
+    @property
+    def output_size(self) -> int:
+        return self.head.in_features
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> tuple:
+        """The all-zero state of the stack for ``batch_size`` sequences."""
+        ref = self.head.weight
+        kw = {"device": ref.device if device is None else device, "dtype": ref.dtype if dtype is None else dtype}
+        return tuple(layer.cell.initial_state(batch_size, **kw) for layer in self.rnn.layers)
+
+    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """Logits (B, T, V) of the next character after each of ``x`` (B, T), and the final state."""
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.is_floating_point() or x.dtype == torch.bool:
+            got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"expected character ids of shape (B, T) and an integer dtype, got {got}")
+        u = self.input_drop(self.embedding(x))  # (B, T, E)
+        y, state = self.rnn(u, state)  # (B, T, H)
+        return self.head(self.output_drop(y)), state  # (B, T, V)
