@@ -78,7 +78,7 @@ def _unshare(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, s
         ptr = t.untyped_storage().data_ptr()
         if t.numel():
             seen[view] = key
-        t = t.clone() if (ptr in storages or not t.is_contiguous()) else t
+        t = t.clone(memory_format=torch.contiguous_format) if (ptr in storages or not t.is_contiguous()) else t
         storages.add(t.untyped_storage().data_ptr())
         out[key] = t
     return out, aliases

@@ -112,4 +112,5 @@ def load_trainer(trainer: "Trainer", path: Path, *, allow: Sequence[str]) -> Non
     trainer.guard.load_state_dict(meta["guard"])
     trainer.guard.last_checkpoint = str(path)
     trainer.step, trainer.best, trainer.bad_evals = int(meta["step"]), meta["best"], int(meta["bad_evals"])
-    set_rng_state(part["rng"], tensors, prefix=f"rank{r}/rng")
+    rng = {k: v for k, v in tensors.items() if k.startswith(f"rank{r}/rng/")}
+    trainer._restore_rng = lambda: set_rng_state(part["rng"], rng, prefix=f"rank{r}/rng")

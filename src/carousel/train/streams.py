@@ -9,12 +9,14 @@ its first position, so an epoch begins from a zero state.
 
 ``StreamBatches(streams, bptt=k1, bptt_back=k2)`` yields ``Window``s implementing TBPTT(k1, k2)
 (Williams & Peng 1990, "An Efficient Gradient-Based Algorithm for On-Line Training of Recurrent
-Network Trajectories"): every k1 steps an update whose gradient flows back k2 >= k1 steps. A
-window covers positions ``[p - (k2 - k1), p + k1)`` of every stream; the loss is taken on its
-last k1 positions, and the state to carry is the one ``carry_at`` steps into the window (where the
-next window begins). ``random=True`` draws each window's k1 as in Merity, Keskar & Socher 2018,
-"Regularizing and Optimizing LSTM Language Models", section 4.1: the base length is k1 with
-probability 0.95 and k1/2 otherwise, then a length from N(base, 5), at least 1.
+Network Trajectories"): every k1 steps an update whose gradient flows back k2 >= k1 steps. The
+loss regions ``[p, p + k)`` of consecutive windows tile each stream; a window reaches back to
+``start = max(0, min(p, p + k - k2))`` (so the gradient of the loss at its last step flows k2 steps
+back), and the state to carry is the one at the next window's start, ``carry_at`` steps in.
+Without ``bptt_back`` a window is just its loss region. ``random=True`` draws each k as in
+Merity, Keskar & Socher 2018, "Regularizing and Optimizing LSTM Language Models", section 4.1:
+the base length is k1 with probability 0.95 and k1/2 otherwise, then a length from N(base, 5),
+at least 1.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class StreamOptions:
     """TBPTT options for stream tasks: inherit them in a task's ``Options`` dataclass."""
 
     bptt: int = option(70, "k1: time steps per window, between two updates")
-    bptt_back: int = option(0, "k2: time steps the gradient flows back, >= bptt (0: equal to bptt)")
+    bptt_back: int = option(0, "k2 >= bptt: time steps the gradient flows back from an update (0: the window only)")
     bptt_random: bool = option(False, "draw each window's length at random (Merity et al. 2018, section 4.1)")
 
 
@@ -106,14 +108,14 @@ class StreamBatches:
 
     def __init__(self, streams: Streams, bptt: int, bptt_back: int = 0, *, random: bool = False, seed: int = 0) -> None:
         self.k1 = check_size(bptt, "bptt")
-        self.k2 = self.k1 if bptt_back == 0 else check_size(bptt_back, "bptt_back")
-        if self.k2 < self.k1:
+        self.k2 = None if bptt_back == 0 else check_size(bptt_back, "bptt_back")
+        if self.k2 is not None and self.k2 < self.k1:
             raise ValueError(f"expected bptt_back (k2) >= bptt (k1) or 0, got k2={bptt_back} < k1={bptt}")
         self.streams, self.random, self.seed = streams, bool(random), seed
         self.epoch, self.window, self._plan = 0, 0, self._lengths(0)
 
     def _lengths(self, epoch: int) -> list[tuple[int, int]]:
-        """(position, length) of every window of an epoch, drawn from (seed, epoch) when random."""
+        """(position, length) of every window's loss region in an epoch, drawn from (seed, epoch) when random."""
         g = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
         plan, p, L = [], 0, self.streams.length
         while p < L:
@@ -126,24 +128,34 @@ class StreamBatches:
             p += k
         return plan
 
+    def _start(self, u: int) -> int:
+        p, k = self._plan[u]
+        return p if self.k2 is None else max(0, min(p, p + k - self.k2))
+
+    @property
+    def plan(self) -> list[tuple[int, int]]:
+        """``(position, length)`` of the loss region of every window of the current epoch."""
+        return list(self._plan)
+
     def __iter__(self) -> "StreamBatches":
         return self
 
     def __next__(self) -> Window:
-        if self.window >= len(self._plan):
-            self.epoch, self.window, self._plan = self.epoch + 1, 0, self._lengths(self.epoch + 1)
-        p, k = self._plan[self.window]
+        u, epoch = self.window, self.epoch
+        p, k = self._plan[u]
+        start, end = self._start(u), p + k
+        carry = self._start(u + 1) if u + 1 < len(self._plan) else end  # the next epoch starts from zero anyway
         self.window += 1
-        extra = self.k2 - self.k1
-        start, end = max(0, p - extra), p + k
+        if self.window == len(self._plan):  # move on at once, so that plan and state_dict show what comes next
+            self.epoch, self.window, self._plan = epoch + 1, 0, self._lengths(epoch + 1)
         s = self.streams
         return Window(
             x=s.x[:, start:end],
             y=None if s.y is None else s.y[:, start:end],
             starts=s.starts[:, start:end],
             loss_from=p - start,
-            carry_at=max(0, end - extra) - start,
-            epoch=self.epoch,
+            carry_at=carry - start,
+            epoch=epoch,
             position=p,
         )
 

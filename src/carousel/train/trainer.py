@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -66,7 +66,9 @@ class Trainer:
     """Trains ``task`` with ``config``; with ``run_dir`` it writes metrics and checkpoints there.
 
     Seeding: torch is seeded with ``config.seed`` before ``task.build_model()`` (the same weights
-    on every rank), then each rank's generators with a seed derived from ``(seed, rank)``.
+    on every rank); when ``fit()`` starts, each rank's generators (torch, Python, NumPy) are seeded
+    from ``(seed, rank)``, or set to the states saved in the checkpoint that ``load`` read. Dropout
+    and friends draw from these global generators, so fit one trainer at a time in a process.
     """
 
     def __init__(self, task: Task, config: TrainConfig, *, run_dir: str | Path | None = None, hooks: Sequence[Hook] = ()) -> None:
@@ -89,7 +91,8 @@ class Trainer:
         self.stop_reason: str | None = None
         self.history: list[dict[str, Any]] = []
         self._metrics: MetricsLog | None = None
-        self._seed_generators(derive_seed(config.seed, self.shard.rank, 1))
+        seed = derive_seed(config.seed, self.shard.rank, 1)
+        self._restore_rng: Callable[[], None] | None = lambda: self._seed_generators(seed)  # applied when fit() starts
 
     # ---- configuration recorded with every checkpoint ----------------------------------------------
     def run_config(self) -> dict[str, Any]:
@@ -117,6 +120,9 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until ``config.steps`` (or a stop); returns a summary (steps, last loss, best, reason)."""
         cfg = self.config
+        if self._restore_rng is not None:
+            self._restore_rng()
+            self._restore_rng = None
         if self.run_dir is not None and self.is_main:
             self._metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         saved_at = -1
@@ -234,7 +240,7 @@ class Trainer:
                 hook.on_checkpoint(self, written)
         return written
 
-    def load(self, path: str | Path, *, allow: Sequence[str] = ("steps", "progress")) -> None:
+    def load(self, path: str | Path, *, allow: Sequence[str] = ("steps", "progress", "keep", "log_every", "checkpoint_every")) -> None:
         """Restore the whole training state from ``path``; the recorded config must match this one
         except for the ``allow``-ed trainer options."""
         from .checkpointing import load_trainer
