@@ -1,0 +1,139 @@
+"""``carousel train | resume | eval`` and ``--help``: end to end on a tiny run, and every user
+mistake answered with one plain line naming the valid choices, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from carousel.cli import app
+from carousel.train import cell_names, read_metrics, task_names
+from carousel.train.config import TrainConfig
+
+TINY = ["--length", "5", "--hidden", "8", "--batch-size", "4", "--eval-size", "20", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    text = result.output + (result.stderr if hasattr(result, "stderr") and result.stderr_bytes is not None else "")
+    assert "Traceback" not in text
+    return result.exit_code, " ".join(text.split())  # rich wraps long lines; compare words
+
+
+def test_root_help_lists_every_task_cell_and_option():
+    code, text = invoke("--help")
+    assert code == 0
+    for name in (*task_names(), *cell_names()):
+        assert name in text
+    for f in TrainConfig.__dataclass_fields__:
+        assert "--" + f.replace("_", "-") in text
+    assert "--length" in text and "--cell" in text  # the adding task's options
+
+
+def test_task_help_shows_defaults_and_choices():
+    code, text = invoke("train", "adding", "--help")
+    assert code == 0
+    assert "--hidden" in text and "hidden units per layer" in text and "--clip-norm" in text
+    assert "[lstm, lstm1997, gru" in text
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["train", "addng"], "unknown task 'addng' (did you mean 'adding'?); valid: adding"),
+        (["train", "adding", "--hiden", "3"], "unknown option --hiden for task 'adding' (did you mean --hidden?); task options: --length"),
+        (["train", "adding", "--cell", "lsmt"], "unknown cell 'lsmt'; expected one of: lstm, lstm1997, gru"),
+        (["train", "adding", "--optimizer", "adamm"], "unknown optimizer 'adamm'; expected one of: adam, adamw"),
+        (["train", "adding", "--steps", "many"], "expected an integer for steps, got 'many'"),
+        (["train", "adding", "--steps", "0"], "expected steps to be an integer >= 1, got 0"),
+        (["train", "adding", "--lr"], "--lr needs a value"),
+        (["train", "adding", "stray"], "unexpected argument 'stray'"),
+        (["train"], "no task given; valid tasks: adding"),
+        (["train", "--config", "missing.toml"], "config file missing.toml does not exist"),
+        (["resume", "nowhere"], "nowhere is not a run directory (no config.json)"),
+        (["eval", "nowhere"], "nowhere is not a run directory (no config.json)"),
+    ],
+)
+def test_user_mistakes_get_one_plain_error(args, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, text = invoke(*args)
+    assert code == 2
+    assert "Error: " + expected in text
+
+
+def test_config_file_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[task]\nname = "adding"\n[trian]\nsteps = 3\n')
+    code, text = invoke("train", "--config", str(bad))
+    assert code == 2 and "unknown section 'trian' (did you mean 'train'?)" in text
+    bad.write_text('[task]\nname = "adding"\nhidden = "big"\n')
+    code, text = invoke("train", "--config", str(bad))
+    assert code == 2 and "expected an integer for hidden, got 'big'" in text
+    bad.write_text("[task\n")
+    code, text = invoke("train", "--config", str(bad))
+    assert code == 2 and "is not valid TOML" in text
+    good = tmp_path / "run.toml"
+    good.write_text('[task]\nname = "adding"\n')
+    code, text = invoke("train", "copying", "--config", str(good))
+    assert code == 2
+
+
+def test_train_resume_eval_end_to_end(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('[task]\nname = "adding"\ncell = "gru"\nlength = 5\n[train]\nsteps = 4\nlr = 0.01\n')
+    run = tmp_path / "run"
+    code, text = invoke("train", "--config", str(config), "--steps", "6", "--hidden", "8", "--batch-size", "4",
+                        "--eval-size", "20", "--eval-every", "3", "--no-progress", "--run-dir", str(run))
+    assert code == 0, text
+    assert "6 steps" in text and "run directory" in text
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["task"] == "adding" and recorded["options"]["cell"] == "gru" and recorded["options"]["hidden"] == 8
+    assert recorded["train"]["steps"] == 6 and recorded["train"]["lr"] == 0.01  # file, overridden by the command line
+    assert (run / "loss.png").stat().st_size > 1000
+    assert (run / "checkpoints" / "best.safetensors").is_file()
+
+    code, text = invoke("train", "adding", "--run-dir", str(run), *TINY)
+    assert code == 2 and "already holds a run" in text
+    code, text = invoke("resume", str(run))
+    assert code == 2 and "already finished at step 6; pass --steps N" in text
+    code, text = invoke("resume", str(run), "--steps", "9", "--no-progress")
+    assert code == 0, text
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"] == list(range(1, 10))
+
+    code, text = invoke("eval", str(run), "--checkpoint", "latest")
+    assert code == 0, text
+    result = json.loads((run / "eval.json").read_text())
+    assert result["step"] == 9 and set(result["splits"]) == {"valid", "test"}
+    assert f"{result['splits']['test']['loss']:.6g}" in text
+    code, text = invoke("eval", str(run), "--split", "train")
+    assert code == 2 and "has no split 'train'; expected one of: valid, test" in text
+
+    # a run config from an earlier run is a valid --config
+    code, text = invoke("train", "--config", str(run / "config.json"), "--steps", "2", "--run-dir", str(tmp_path / "again"))
+    assert code == 0, text
+
+
+def test_a_corrupt_checkpoint_is_reported_not_raised(tmp_path):
+    run = tmp_path / "run"
+    code, text = invoke("train", "adding", "--steps", "2", "--run-dir", str(run), *TINY)
+    assert code == 0, text
+    ckpt = run / "checkpoints" / "step-00000002.safetensors"
+    ckpt.write_bytes(ckpt.read_bytes()[:-7])
+    code, text = invoke("resume", str(run), "--steps", "3")
+    assert code == 1 and "checkpoint problem" in text and "is corrupt" in text
+
+
+def test_a_backend_that_cannot_run_the_cell_is_a_user_error(tmp_path):
+    code, text = invoke("train", "adding", "--backend", "scan", "--steps", "1", "--run-dir", str(tmp_path / "r"), *TINY)
+    assert code == 2 and "backend 'scan' cannot run LSTMCell" in text
