@@ -20,21 +20,25 @@ from torch import Tensor, nn
 
 def grad_norm(parameters: Iterable[Tensor]) -> Tensor:
     """The global L2 norm of every gradient (0 when there is none); ``inf``/``nan`` when one is not finite."""
-    grads = [p.grad for p in parameters if p.grad is not None]
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    norms = torch.stack([torch.linalg.vector_norm(g.detach(), 2.0).float().cpu() for g in grads])  # (P,)
-    return torch.linalg.vector_norm(norms, 2.0)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0, dtype=torch.float32) for g in grads]), 2.0)
 
 
 def clip_gradients(parameters: Iterable[Tensor], *, max_norm: float = 0.0, max_value: float = 0.0) -> Tensor:
-    """Clip in place (``0`` turns a clip off) and return the global norm measured before clipping."""
-    params = [p for p in parameters if p.grad is not None]
-    norm = grad_norm(params)
+    """Clip in place (``0`` turns a clip off) and return the global norm measured before clipping.
+
+    A non-finite norm is returned as it is (the gradients are then not to be used: the trainer
+    skips such a step).
+    """
     if max_norm < 0 or max_value < 0:
         raise ValueError(f"expected max_norm >= 0 and max_value >= 0, got {max_norm} and {max_value}")
-    if max_norm > 0 and bool(torch.isfinite(norm)):
-        nn.utils.clip_grad_norm_(params, max_norm)
+    params = [p for p in parameters if p.grad is not None]
+    if max_norm > 0:
+        norm = nn.utils.clip_grad_norm_(params, max_norm)  # returns the total norm before clipping
+    else:
+        norm = grad_norm(params)
     if max_value > 0:
         nn.utils.clip_grad_value_(params, max_value)
-    return norm
+    return norm.detach().cpu()
