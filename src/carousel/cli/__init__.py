@@ -23,6 +23,7 @@ from . import demo as _demo  # noqa: E402,F401  (registers its command)
 from . import train as _train  # noqa: E402,F401
 from . import resume as _resume  # noqa: E402,F401
 from . import eval as _eval  # noqa: E402,F401
+from . import sample as _sample  # noqa: E402,F401
 
 
 def main() -> None:

@@ -68,11 +68,15 @@ def generate(
     temperature: float = 1.0,
     top_k: int = 0,
     seed: int | None = 0,
+    threads: int | None = 1,
 ) -> Generation:
     """``num`` continuations of ``prime``, ``length`` characters each, sampled side by side.
 
     The model is put in evaluation mode (and back afterwards). ``seed=None`` uses torch's
-    global generator; otherwise the samples are reproducible.
+    global generator; otherwise the samples are reproducible. ``threads``: torch's intra-op
+    threads while sampling (restored afterwards; None leaves them): one step is little work, and
+    one thread spares the per-step synchronisation, which on a busy 2-core machine cost 50 ms per
+    step against 1 ms.
     """
     check_sampling(temperature, top_k)
     if not isinstance(prime, str):
@@ -87,6 +91,9 @@ def generate(
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         ids = vocab.encode(prime).to(device).unsqueeze(0).expand(num, -1)  # (N, P)
         z, state = model(ids, None)  # the prime, read once
@@ -100,6 +107,7 @@ def generate(
             z = z[:, 0]
         seconds = time.perf_counter() - start
     finally:
+        torch.set_num_threads(threads_before)
         if was_training and hasattr(model, "train"):
             model.train()
     texts = [vocab.decode(row) for row in out]

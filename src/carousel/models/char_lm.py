@@ -17,6 +17,10 @@ every ``weight_hh``, fused-safe), ``recurrent_dropout`` (RecurrentDropout on ``h
 ``zoneout_h`` / ``zoneout_c`` (Zoneout). The cell is any carousel cell, by name (``"lstm"``,
 ``"gru"``, ...; see ``carousel train --help``) or a factory ``(input_size, hidden_size) -> Cell``.
 
+Given ``vocabulary=`` (a ``carousel.data.Vocabulary``), the model keeps its symbols as a buffer,
+``vocab_codes`` (the code points), so a checkpoint carries the vocabulary it was trained with
+(``model.vocabulary()`` gives it back).
+
 ``model(x, state) -> (z, state)`` with ``x`` (B, T) character ids and ``z`` (B, T, V) logits; the
 state is the stack's, one entry per layer, to be carried across windows (TBPTT) and steps
 (sampling).
@@ -31,6 +35,7 @@ from torch import Tensor, nn
 
 from .._checks import check_size
 from ..cells.base import Cell
+from ..data.vocab import Vocabulary
 from ..layers import Deep, Recurrent
 from ..regularize import EmbeddingDropout, RecurrentDropout, VariationalDropout, Zoneout
 from ..regularize import weight_drop as add_weight_drop
@@ -74,9 +79,17 @@ class CharLM(nn.Module):
         zoneout_c: float = 0.0,
         backend: str = "auto",
         cell_options: dict[str, Any] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         super().__init__()
         self.vocab_size = check_size(vocab_size, "vocab_size", minimum=2)
+        codes = torch.full((self.vocab_size,), -1, dtype=torch.int32)
+        if vocabulary is not None:
+            if not isinstance(vocabulary, Vocabulary) or len(vocabulary) != self.vocab_size:
+                got = f"{len(vocabulary)} symbols" if isinstance(vocabulary, Vocabulary) else type(vocabulary).__name__
+                raise ValueError(f"expected a Vocabulary of vocab_size={self.vocab_size} symbols, got {got}")
+            codes = torch.tensor([ord(c) for c in vocabulary.symbols], dtype=torch.int32)
+        self.register_buffer("vocab_codes", codes)  # (V,) code points; -1 when not given
         self.embed_size = check_size(embed_size, "embed_size")
         layers = check_size(layers, "layers")
         sizes = [hidden_size] * layers if isinstance(hidden_size, int) else list(hidden_size)
@@ -118,6 +131,14 @@ class CharLM(nn.Module):
                     "give hidden_size per layer with the last equal to embed_size"
                 )
             self.head.weight = embedding.weight  # W = E: one (V, E) matrix
+
+    def vocabulary(self) -> Vocabulary:
+        """The vocabulary kept in ``vocab_codes`` (symbol 0 is the unknown symbol)."""
+        codes = self.vocab_codes.tolist()
+        if min(codes) < 0:
+            raise ValueError("this model was built without a vocabulary (pass vocabulary= to CharLM)")
+        chars = [chr(c) for c in codes]
+        return Vocabulary(chars[1:], unk=chars[0])
 
     @property
     def output_size(self) -> int:
