@@ -108,3 +108,25 @@ def test_fused_stack_unbatched_input_and_errors():
         fast(torch.randn(T, B, I, dtype=torch.float64), torch.zeros(1, B, H, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"expected input of shape \(T, B, 3\), got \(6, 4, 7\)"):
         fast(torch.randn(T, B, 7, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_weight_drop_masks_are_the_same_on_every_path(kind):
+    """DropConnect on weight_hh: the one-call stack draws each cell's mask once, in the order the
+    layer-by-layer reference draws them, so a seed gives the same masks and the same numbers."""
+    from carousel.regularize import weight_drop
+
+    fast, ref = pair(kind, num_layers=2, bidirectional=True, batch_first=True)
+    weight_drop(fast, 0.5)
+    weight_drop(ref, 0.5)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    assert fast.training and fast._fused_stack_mode(x) is not None
+    hx = hidden(fast, B)
+    torch.manual_seed(11)
+    got = run_and_grad(fast, x, hx)
+    torch.manual_seed(11)
+    want = run_and_grad(ref, x, hx)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(12)
+    assert not torch.allclose(run_and_grad(fast, x, hx)[0], got[0])  # another seed, other masks
