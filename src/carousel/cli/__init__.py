@@ -24,6 +24,8 @@ from . import train as _train  # noqa: E402,F401
 from . import resume as _resume  # noqa: E402,F401
 from . import eval as _eval  # noqa: E402,F401
 from . import sample as _sample  # noqa: E402,F401
+from . import study as _study  # noqa: E402,F401
+from . import diagnose as _diagnose  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,87 @@
+"""The gradients study: its models start as documented, ``--quick`` runs end to end, the report holds the runs."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from carousel.diagnostics import recurrent_radius
+from carousel.diagnostics.study import QUICK, StudyConfig, run_one
+from carousel.diagnostics.study_models import STUDY_MODELS, henaff_rotations, set_spectral_radius_, study_model
+from carousel.diagnostics.study_report import load_results, summary_table, write_report
+
+
+@pytest.mark.parametrize("rho", [0.9, 1.0, 1.1])
+def test_tanh_rows_start_at_their_spectral_radius(rho):
+    for clip in ("", "-clip"):
+        model = study_model(f"tanh-{rho}{clip}")
+        assert recurrent_radius(model.build(2, 16)) == {"hh": pytest.approx(rho, rel=1e-6)}
+        assert model.clip == (1.0 if clip else None)
+
+
+def test_henaff_rotations_are_orthogonal_two_by_two_blocks():
+    u = henaff_rotations(7, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(u.T @ u, torch.eye(7, dtype=torch.float64))
+    mask = torch.block_diag(*[torch.ones(2, 2)] * 3, torch.ones(1, 1)).bool()
+    assert bool((u[~mask] == 0).all()) and u[6, 6] == 1
+    assert bool((torch.linalg.eigvals(u[:6, :6]).abs() - 1).abs().max() < 1e-12)
+    cell = STUDY_MODELS["orthogonal"].build(3, 6)
+    w = cell.weight_hh.detach().double()
+    torch.testing.assert_close(w.T @ w, torch.eye(6, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert bool((w[~torch.block_diag(*[torch.ones(2, 2)] * 3).bool()].abs() < 1e-6).all())
+    with pytest.raises(ValueError, match="positive spectral radius"):
+        set_spectral_radius_(STUDY_MODELS["tanh-1.0"].build(2, 3), 0.0)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown study model 'lstmm'"):
+        StudyConfig(models=("lstmm",))
+    with pytest.raises(ValueError, match="hidden"):
+        StudyConfig(hidden=0)
+    with pytest.raises(ValueError, match="adding lengths"):
+        StudyConfig(adding=(1,))
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as run_study does: tiny matrices stall on two threads of a busy machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_quick_study_end_to_end(tmp_path, one_thread):
+    config = StudyConfig(**{**QUICK.__dict__, "models": ("tanh-1.1", "lstm"), "copying": (4,), "steps": 6})
+    results = [run_one(m, t, T, config) for m, t, T in config.runs()]
+    assert [(r["model"], r["task"], r["T"]) for r in results] == [
+        ("tanh-1.1", "adding", 12), ("tanh-1.1", "copying", 4), ("lstm", "adding", 12), ("lstm", "copying", 4)]
+    for r in results:
+        assert r["steps"] == 6 and r["diverged_at"] is None and math.isfinite(r["test"])
+        assert r["baseline"] == pytest.approx(1 / 6 if r["task"] == "adding" else 10 * math.log(8) / 24)
+        assert r["start"]["step"] == 0 and r["end"]["step"] == 6
+        start = r["start"]["layers"]["rnn"]
+        assert len(start["grad_norm"]) == (12 if r["task"] == "adding" else 24)
+    # the same seed gives the same run
+    again = run_one("lstm", "adding", 12, config)
+    assert again["test"] == results[2]["test"] and again["start"] == results[2]["start"]
+    path = write_report(results, tmp_path, {"hidden": config.hidden})
+    text = path.read_text()
+    assert summary_table(results) in text
+    assert f"| LSTM | {results[2]['test']:.4f} |" in text
+    assert (tmp_path / "gradient_flow-adding-T12.png").read_bytes()[:4] == b"\x89PNG"
+    loaded, cfg = load_results(tmp_path)
+    assert loaded == json.loads(json.dumps(results)) and cfg == {"hidden": config.hidden}
+
+
+def test_report_marks_divergence_and_clear_wins():
+    rows = [
+        {"model": "a", "label": "A", "task": "adding", "T": 5, "test": 0.001, "baseline": 1 / 6, "diverged_at": None},
+        {"model": "b", "label": "B", "task": "adding", "T": 5, "test": math.inf, "baseline": 1 / 6, "diverged_at": 17},
+        {"model": "c", "label": "C", "task": "adding", "T": 5, "test": 0.15, "baseline": 1 / 6, "diverged_at": None},
+    ]
+    table = summary_table(rows)
+    assert "| A | **0.0010** |" in table and "| B | diverged at step 17 |" in table and "| C | 0.1500 |" in table
+    assert "*0.1667*" in table
+    with pytest.raises(ValueError, match="at least one"):
+        write_report([], "unused")
