@@ -7,11 +7,14 @@
 * ``judge``: vanishing / exploding / healthy, with the numbers;
 * ``diagnose(model, compute_loss)``: all of it at once, as a ``Snapshot`` that saves to JSON;
   ``DiagnosticsHook`` records snapshots while a ``carousel.train.Trainer`` runs;
+* ``record_activations`` / ``rank_units`` / ``activation_page``: which units of a character
+  model track brackets, quotes or the position in a line, on a self-contained HTML page;
 * ``carousel.diagnostics.plots``: PNG plots (matplotlib is imported only there).
 
 Every diagnostic reads a ``recording`` of the model's ``Recurrent`` layers; cells are unchanged.
 """
 
+from .activations import Activations, activation_page, rank_units, record_activations, text_features
 from .flow import FlowCurve, flow_from_traces, gradient_flow
 from .gates import GateStats, gate_stats
 from .hook import DiagnosticsHook
@@ -41,4 +44,9 @@ __all__ = [
     "append_snapshot",
     "load_history",
     "DiagnosticsHook",
+    "record_activations",
+    "Activations",
+    "text_features",
+    "rank_units",
+    "activation_page",
 ]
