@@ -5,6 +5,8 @@ The same script runs unchanged in one process or under ``torchrun --nproc_per_no
 shard of every global batch, and ``DistributedDataParallel`` averages the gradients in backward.
 Communication besides that is limited to reporting: the logged loss is averaged over ranks, and
 rank 0 gathers the per-rank random and recurrent states into the one checkpoint it writes.
+Every rank evaluates the whole validation split itself (same weights, same result), so decisions
+on the best model and early stopping agree without messages; only rank 0 writes files.
 """
 
 from __future__ import annotations
