@@ -43,15 +43,7 @@ def test_config_errors():
         StudyConfig(adding=(1,))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as run_study does: tiny matrices stall on two threads of a busy machine
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_quick_study_end_to_end(tmp_path, one_thread):
+def test_quick_study_end_to_end(tmp_path):
     config = StudyConfig(**{**QUICK.__dict__, "models": ("tanh-1.1", "lstm"), "copying": (4,), "steps": 6})
     results = [run_one(m, t, T, config) for m, t, T in config.runs()]
     assert [(r["model"], r["task"], r["T"]) for r in results] == [

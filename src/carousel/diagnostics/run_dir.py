@@ -29,7 +29,7 @@ def snapshots_from_checkpoints(
     config = load_run_config(run_dir)
     found = list_checkpoints(run_dir / "checkpoints")
     if not found:
-        raise FileNotFoundError(f"{run_dir} has no diagnostics history ({HISTORY_FILE}) and no checkpoint to diagnose")
+        raise ValueError(f"{run_dir} has no diagnostics history ({HISTORY_FILE}) and no checkpoint to diagnose")
     task = config.make_task()
     batch = next(iter(task.train_batches(batch_size, Shard(), DIAGNOSTIC_SEED)))
     snaps = []
@@ -50,7 +50,7 @@ def diagnose_run(run_dir: str | Path, *, from_checkpoints: bool = False, max_lag
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"expected a run directory, but {run_dir} is not a directory")
+        raise ValueError(f"expected a run directory, but {run_dir} is not a directory")
     history_file = run_dir / HISTORY_FILE
     if from_checkpoints or not history_file.is_file():
         for snap in snapshots_from_checkpoints(run_dir, max_lag=max_lag):

@@ -9,6 +9,7 @@ statistics and the verdict.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,9 @@ def load_history(path: str | Path) -> list[Snapshot]:
     if path.is_dir():
         path = path / HISTORY_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"expected a diagnostics history at {path}; record one with carousel.diagnostics.DiagnosticsHook")
+        raise FileNotFoundError(
+            errno.ENOENT, f"expected a diagnostics history at {path}; record one with carousel.diagnostics.DiagnosticsHook", str(path)
+        )
     with path.open() as f:
         snaps = [Snapshot.from_dict(json.loads(line)) for line in f if line.strip()]
     latest = {s.step: s for s in snaps}  # a later record of the same step replaces the earlier one
