@@ -28,8 +28,10 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q
 
+# OpenMP threads that sleep while waiting: on a shared machine, spinning threads made a training
+# step 15 times slower (measured side by side on 2 busy cores).
 demo: setup
-	$(BIN)/carousel demo
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/carousel demo
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -14,6 +14,7 @@ from carousel.diagnostics.activations import (
     Activations,
     activation_page,
     correlations,
+    display_values,
     rank_units,
     record_activations,
     text_features,
@@ -80,6 +81,14 @@ def test_correlations_match_numpy_and_ranking_finds_a_planted_unit():
     assert ranked[0].unit == "0.h:12" and ranked[0].r > 0.8
 
 
+def test_display_values():
+    values = torch.tensor([[0.2, -0.5, 0.9], [0.6, 0.25, 0.1]])
+    acts = Activations("ab", ["0.h:0", "0.c:0", "1.f:3"], values)
+    torch.testing.assert_close(display_values(acts, "0.h:0"), torch.tensor([1 / 3, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(display_values(acts, "0.c:0"), torch.tensor([-1.0, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(display_values(acts, "1.f:3"), torch.tensor([0.8, -0.8], dtype=torch.float64))
+
+
 def _page(tmp_path):
     model, vocab = _model(1)
     acts = record_activations(model, vocab, TEXT * 3)
@@ -93,7 +102,7 @@ def test_page_is_self_contained_and_coloured_by_the_chosen_unit(tmp_path):
     spans = re.findall(r'<span style="background:rgba\((\d+),(\d+),(\d+),([\d.]+)\)" title="([-\d.]+)">', page)
     assert len(spans) == len(acts.text)
     v = acts.unit("0.c:2")
-    scaled = v / v.abs().max()
+    scaled = v / v.abs().max()  # a state unit: scaled by its largest value
     for (r, g, b, a, title), want in zip(spans, scaled.tolist()):
         assert float(a) == pytest.approx(abs(want), abs=1e-3)
         assert (r, g, b) == (("33", "102", "172") if round(want, 3) >= 0 else ("178", "24", "43"))
@@ -121,8 +130,7 @@ def test_page_script_recolours_in_headless_chromium(tmp_path):
     assert re.search(r'<tr data-unit="([^"]*)" class="chosen"', dom).group(1) == unit
     styles = re.findall(r'<span style="background: rgba?\((\d+), (\d+), (\d+)(?:, ([\d.]+))?\);"', dom)  # opaque: rgb()
     assert len(styles) == len(acts.text)
-    v = acts.unit(unit)
-    scaled = (v / v.abs().max()).tolist()
+    scaled = display_values(acts, unit).tolist()
     for (r, g, b, a), want in zip(styles, scaled):
         alpha = 1.0 if a == "" else float(a)
         assert alpha == pytest.approx(round(abs(want), 3), abs=0.005)  # the browser keeps 8 bits of alpha

@@ -1,62 +1,106 @@
-"""``carousel demo``: a small real job that shows why gates matter."""
+"""``carousel demo``: a character-level LSTM language model on the Penn Treebank, in a few minutes.
+
+Trains through the ``charlm`` task for a fixed wall time (learning rate on a cosine over the
+clock), then prints bits per character on valid and test beside gzip, bzip2 and xz, samples at
+two temperatures, and leaves a run directory with metrics, a loss plot, samples and the
+activation page.
+"""
 
 from __future__ import annotations
 
-import time
+import math
 
 import typer
 
 from . import app
+from ._training import console, user_errors
 
 
 @app.command()
 def demo(
-    length: int = typer.Option(50, help="sequence length T of the adding problem"),
-    seconds: float = typer.Option(30.0, help="training time per model, in seconds"),
-    hidden: int = typer.Option(64, help="hidden units per model"),
+    minutes: float = typer.Option(5.0, help="training time (wall clock)"),
+    hidden: int = typer.Option(512, help="LSTM units"),
+    precision: str = typer.Option("auto", help="'auto' (bf16 where the CPU has bf16 arithmetic), 'fp32' or 'bf16'"),
+    runs: str = typer.Option("runs", help="folder for the run directory"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
-    """Train an LSTM and a vanilla tanh RNN on the adding problem and compare them with chance."""
-    import torch
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    """Train an LSTM language model on the Penn Treebank for a few minutes; compare it with gzip, bzip2 and xz."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from ..cells import ElmanCell, LSTMCell
-    from ..data.tasks import ADDING_BASELINE_MSE, adding_problem
-    from ..layers import Recurrent
+    from ..data import compressor_bits, penn_treebank
+    from ..decode import generate
+    from ..diagnostics.activations import activation_page, rank_units, record_activations
+    from ..train import build_config, evaluate_run, train_run
+    from ..train.run import new_run_dir
+    from ..train.tasks.charlm import TimeBudget, fast_bf16, load_char_lm
 
-    console = Console()
-    torch.manual_seed(seed)
-    x_test, y_test = adding_problem(1000, length, seed=seed + 1)
-    rows = []
-    for name, cell in (("LSTM", LSTMCell(2, hidden)), ("tanh RNN", ElmanCell(2, hidden))):
-        rnn, head = Recurrent(cell), torch.nn.Linear(cell.output_size, 1)
-        params = list(rnn.parameters()) + list(head.parameters())
-        opt = torch.optim.Adam(params, lr=1e-2)
-        step, start, loss_value = 0, time.monotonic(), float("nan")
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task(f"{name:9s}", total=seconds, info="")
-            while (elapsed := time.monotonic() - start) < seconds:
-                x, y = adding_problem(64, length, seed=seed * 100_003 + step)
-                out, _ = rnn(x)
-                loss = torch.nn.functional.mse_loss(head(out[:, -1]), y)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                step += 1
-                loss_value = 0.9 * loss_value + 0.1 * loss.item() if step > 1 else loss.item()
-                bar.update(task, completed=min(elapsed, seconds), info=f"step {step}  train MSE {loss_value:.4f}")
-            bar.update(task, completed=seconds)
-        with torch.no_grad():
-            test_mse = torch.nn.functional.mse_loss(head(rnn(x_test)[0][:, -1]), y_test).item()
-        rows.append((name, step, test_mse))
+    con = console()
+    with user_errors():
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"expected precision 'auto', 'fp32' or 'bf16', got {precision!r}")
+        if not minutes > 0:
+            raise ValueError(f"expected minutes > 0, got {minutes}")
+        arithmetic = ("bf16" if fast_bf16() else "fp32") if precision == "auto" else precision
+        corpus = penn_treebank()
+        con.print(f"[bold]Penn Treebank[/], characters: train {len(corpus.train):,}, valid {len(corpus.valid):,}, test {len(corpus.test):,}")
+        with con.status("compressing the text with gzip, bzip2 and xz (cached after the first time) ..."):
+            zipped = {s: compressor_bits(corpus.train, corpus.split(s)) for s in ("valid", "test")}
+        lr = 3e-3
+        values = dict(corpus="ptb", hidden=hidden, embed=64, bptt=100, precision=arithmetic, batch_size=128, lr=lr,
+                      steps=10**9, schedule="constant", eval_every=0, checkpoint_every=500, progress=False, seed=seed)
+        config = build_config("charlm", values)
+        run_dir = new_run_dir("charlm", runs)
+        con.print(f"training a one-layer LSTM of {hidden} units ({arithmetic}) for {minutes:g} minutes; run directory: {run_dir}")
+        seconds = minutes * 60.0
+        columns = (TextColumn("train"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        ema = {"bpc": math.nan}
+        with Progress(*columns, console=con) as bar:
+            job = bar.add_task("train", total=seconds, info="")
 
-    table = Table(title=f"Adding problem, T={length}: test MSE after {seconds:g} s of training each")
-    for col in ("model", "steps", "test MSE", "chance (predict 1)"):
-        table.add_column(col)
-    for name, steps, mse in rows:
-        table.add_row(name, str(steps), f"{mse:.4f}", f"{ADDING_BASELINE_MSE:.4f}")
-    console.print(table)
+            def report(elapsed: float, record: dict) -> None:
+                b = record.get("bpc")
+                if b is not None and math.isfinite(b):
+                    ema["bpc"] = b if math.isnan(ema["bpc"]) else 0.95 * ema["bpc"] + 0.05 * b
+                info = f"step {record['step']}  train bpc {ema['bpc']:.3f}  {record['rate']:,.0f} char/s"
+                bar.update(job, completed=min(elapsed, seconds), info=info)
+
+            summary = train_run(config, run_dir, hooks=[TimeBudget(seconds, lr, report)])
+            bar.update(job, completed=seconds)
+        with con.status("scoring the test text ..."):
+            test = evaluate_run(run_dir, split="test")["splits"]["test"]["bpc"]
+        valid = summary["best"]
+
+    table = Table(title=f"bits per character after {summary['steps']} steps ({minutes:g} min)", title_justify="left")
+    for col in ("", "valid", "test"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row(f"[bold]LSTM {hidden}[/]", f"[bold]{valid:.3f}[/]", f"[bold]{test:.3f}[/]")
+    for name in zipped["valid"]:
+        table.add_row(name, f"{zipped['valid'][name]:.3f}", f"{zipped['test'][name]:.3f}")
+    con.print(table)
+    best_zip = min(zipped["valid"], key=zipped["valid"].get)
+    verdict = "better than" if valid < zipped["valid"][best_zip] else "not yet as good as"
+    con.print(f"The model predicts the validation text {verdict} the best compressor ({best_zip}) compresses it.")
+
+    model, vocab, _ = load_char_lm(str(run_dir))
+    prime = " the company said"
+    lines = []
+    for temperature in (0.5, 1.0):
+        out = generate(model, vocab, prime, 300, temperature=temperature, seed=seed)
+        lines.append(f"--- temperature {temperature} ---\n{prime}{out.texts[0]}\n")
+        con.print(f"[bold]sample at temperature {temperature}[/] ({out.chars_per_second:,.0f} characters per second)")
+        con.print(f"[dim]{escape(prime)}[/]{escape(out.texts[0])}")
+    (run_dir / "samples.txt").write_text("\n".join(lines), encoding="utf-8")
+    acts = record_activations(model, vocab, corpus.valid[:3000])
+    ranking = rank_units(acts, per_feature=5)
+    activation_page(acts, run_dir / "activations.html", ranking=ranking, title=f"LSTM {hidden} on the Penn Treebank")
+    top = ranking[0]
+    con.print(f"most interpretable unit: {top.unit} (r = {top.r:+.2f} with '{escape(top.feature)}')")
+    con.print(f"\nrun directory [bold]{run_dir}[/]:")
+    for name, what in (("metrics.jsonl", "metrics of every step and evaluation"), ("loss.png", "loss plot"),
+                       ("activations.html", "activation page (open it in a browser)"), ("samples.txt", "the samples"),
+                       ("checkpoints/", "checkpoints (carousel sample / eval / resume read them)")):
+        if (run_dir / name).exists():
+            con.print(f"  {run_dir / name}  {what}")
+    con.print(f"more text: carousel sample {run_dir} --prime 'the market' --temperature 0.8")

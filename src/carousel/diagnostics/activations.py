@@ -17,7 +17,8 @@ Understanding Recurrent Networks", found such quote, bracket and line-length cel
 
 ``activation_page(...)`` writes one self-contained HTML file (no external resource): the text
 with each character's background coloured by the chosen unit's value after reading it (blue
-positive, red negative, scaled by the unit's largest ``|a|``), the ranking beside it, and a
+positive, red negative; a state unit scaled by its largest ``|a|``, a gate in (0, 1) shown as
+``2a - 1``, white at one half: ``display_values``), the ranking beside it, and a
 short script that recolours the text when a row of the ranking is clicked (or the page is
 opened with ``#unit=NAME``).
 """
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from ..data.vocab import Vocabulary
 from .trace import gate_cell, recording
 
+GATES = ("i", "f", "o", "r", "z")  # gate names of carousel cells: values in (0, 1)
 BRACKETS = {"( )": ("(", ")"), "[ ]": ("[", "]"), "{ }": ("{", "}"), "< >": ("<", ">")}
 
 
@@ -132,6 +134,16 @@ def rank_units(acts: Activations, features: dict[str, Tensor] | None = None, *, 
     return sorted(found, key=lambda x: -abs(x.r))
 
 
+def display_values(acts: Activations, name: str) -> Tensor:
+    """What the page shows for unit ``name``, in [-1, 1]: ``2a - 1`` for a gate, ``a / max |a|`` for a state unit."""
+    v = acts.unit(name).double()
+    field = name.split(".", 1)[1].split(":", 1)[0]
+    if field in GATES:
+        return 2.0 * v - 1.0
+    scale = float(v.abs().max())
+    return v / scale if scale > 0 else v
+
+
 def activation_page(acts: Activations, path: str | os.PathLike, *, unit: str | None = None,
                     ranking: list[Ranked] | None = None, title: str = "Activations") -> str:
     """Write the HTML page (see the module docstring); ``unit`` is shown first (default: the top-ranked)."""
@@ -141,9 +153,7 @@ def activation_page(acts: Activations, path: str | os.PathLike, *, unit: str | N
         shown = [acts.names[0]]
     data = {}
     for name in shown:
-        v = acts.unit(name)
-        scale = float(v.abs().max()) or 1.0
-        data[name] = [round(float(x) / scale, 3) for x in v]
+        data[name] = [round(float(x), 3) for x in display_values(acts, name)]
     first = shown[0]
     chars = "".join(
         f'<span style="background:{_colour(a)}" title="{a:.3f}">{_char_html(c)}</span>' for c, a in zip(acts.text, data[first])
@@ -182,7 +192,8 @@ tr.chosen {{ background: #ffe9a8; }}
 </style></head><body>
 <div style="flex:3"><h2>{title}</h2>
 <p>{n} characters; each coloured by unit <b id="unit">{first}</b> after reading it
-(blue positive, red negative, scaled by the unit's largest value). Units: {units} in all.</p>
+(blue positive, red negative; a state unit scaled by its largest value, a gate <i>a</i> in (0, 1) shown as 2<i>a</i> &minus; 1).
+Units: {units} in all, named LAYER.FIELD:INDEX (h, c: state; i, f, o, r, z: gates).</p>
 <div id="text">{chars}</div></div>
 <div id="side"><h3>Most interpretable units</h3><p>Pearson r with a fact about each position; click a row.</p>
 <table><tr><th>feature</th><th>unit</th><th>r</th></tr>{rows}</table></div>
