@@ -77,3 +77,14 @@ def test_diagnose_builds_the_history_from_checkpoints(tmp_path):
     assert len(layer.jac_top) == 3 and set(layer.gate_mean) == {"r", "z"}
     missing = CliRunner().invoke(app, ["diagnose", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not a directory" in missing.output
+
+
+def test_carousel_train_records_diagnostics_when_asked(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "counting", "--length", "5", "--hidden", "4", "--eval-size", "20", "--steps", "4", "--batch-size", "8",
+            "--diagnose-every", "3", "--no-progress", "--run-dir", str(run_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert [s.step for s in load_history(run_dir)] == [1, 3, 4]
+    bad = CliRunner().invoke(app, args[:-2] + ["--diagnose-every", "-1", "--run-dir", str(tmp_path / "other")])
+    assert bad.exit_code == 2 and "diagnose_every" in bad.output

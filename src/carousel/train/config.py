@@ -54,11 +54,12 @@ class TrainConfig:
     seed: int = option(0, "random seed for weights, data and dropout")
     device: str = option("auto", "where to train (auto: cuda when available)", choices=DEVICES)
     progress: bool = option(True, "show a live progress bar")
+    diagnose_every: int = option(0, "record gradient diagnostics every N steps into RUN_DIR/diagnostics.jsonl (0: off; see carousel diagnose)")
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "max_nonfinite", "keep", "log_every", "checkpoint_every"):
             _positive(name, getattr(self, name))
-        for name in ("warmup", "eval_every", "patience", "seed"):
+        for name in ("warmup", "eval_every", "patience", "seed", "diagnose_every"):
             _non_negative(name, getattr(self, name))
         for name in ("lr",):
             if not getattr(self, name) > 0:

@@ -77,6 +77,10 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"expected a TrainConfig, got {type(config).__name__}")
         self.task, self.config, self.hooks = task, config, list(hooks)
+        if config.diagnose_every:
+            from ..diagnostics.hook import DiagnosticsHook
+
+            self.hooks.append(DiagnosticsHook(every=config.diagnose_every))
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.shard, self.device = setup(config.device)
         self.is_main = self.shard.rank == 0
