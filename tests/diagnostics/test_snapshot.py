@@ -119,6 +119,7 @@ def test_plots_hold_the_snapshot_numbers(tmp_path):
     fig = plot_gates(history, tmp_path / "gates.png")
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["rnn: gate i", "rnn: gate f", "rnn: gate o"]
     assert list(fig.axes[1].lines[0].get_ydata()) == history[0].layers["rnn"].gate_saturation["f"]
+    assert list(fig.axes[1].lines[1].get_ydata()) == history[0].layers["rnn"].gate_mean["f"]
     paths = write_plots(history, tmp_path / "out")
     assert [p.name for p in paths] == ["gradient_flow.png", "gradient_heatmap.png", "jacobian_spectrum.png", "gate_saturation.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)

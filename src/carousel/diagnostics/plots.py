@@ -4,7 +4,8 @@
 * ``plot_flow_heatmap``: the same curves over training, as a heat map of log10 norms;
 * ``plot_spectrum``: the largest singular value of ``ds_T/ds_(T-l)`` against ``l``, and the
   spectral radius of each recurrent block over training;
-* ``plot_gates``: each gate's saturated share against the step, one line per snapshot.
+* ``plot_gates``: each gate's saturated share (solid) and mean (dashed) against the step, one
+  line per snapshot.
 
 Every function takes a list of snapshots (one is enough), writes a PNG and returns the figure,
 whose axes hold exactly the plotted numbers. ``write_plots`` writes all that apply.
@@ -113,7 +114,8 @@ def plot_spectrum(history: Sequence[Snapshot], path: str | Path) -> Any:
 
 
 def plot_gates(history: Sequence[Snapshot], path: str | Path) -> Any:
-    """Saturated share (below 0.05 or above 0.95) of every gate against the step k; a panel per gate."""
+    """Saturated share (below 0.05 or above 0.95, solid) and mean (dashed) of every gate against the
+    step k; a panel per gate."""
     history = _check(history)
     panels = [(n, g) for n, layer in history[-1].layers.items() for g in layer.gate_saturation]
     if not panels:
@@ -124,9 +126,10 @@ def plot_gates(history: Sequence[Snapshot], path: str | Path) -> Any:
         for snap, color in zip(history, _colors(len(history))):
             layer = snap.layers.get(name)
             if layer is not None and gate in layer.gate_saturation:
-                ax.plot(layer.gate_saturation[gate], color=color, label=_label(snap))
+                ax.plot(layer.gate_saturation[gate], color=color, label=f"{_label(snap)}: saturated")
+                ax.plot(layer.gate_mean[gate], color=color, linestyle="--", linewidth=0.9, label=f"{_label(snap)}: mean")
         ax.set_ylim(-0.02, 1.02)
-        ax.set(xlabel="step k", ylabel="saturated share", title=f"{name}: gate {gate}")
+        ax.set(xlabel="step k", ylabel="saturated share (—), mean (--)", title=f"{name}: gate {gate}")
         ax.legend(fontsize=7)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
