@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .cases import GROUPS, all_cases, same_function
-from .harness import machine, measure, table
+from .harness import load_average, machine, measure, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
-          f"Python {info['python']}; {repeats} interleaved repeats, medians; ratio = carousel / torch.nn\n")
+          f"Python {info['python']}; load average {info['load_average']} at the start; "
+          f"{repeats} interleaved repeats, medians; ratio = carousel / torch.nn\n")
     report = {"machine": info, "repeats": repeats, "smoke": args.smoke, "results": []}
     for group in groups:
         results = []
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             report["results"].append(r.to_json())
         print(f"### {group}\n\n{table(results, judge=not args.smoke)}\n", flush=True)
+    report["load_average_at_end"] = load_average()
+    print(f"load average at the end: {report['load_average_at_end']}")
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1))

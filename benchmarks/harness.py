@@ -138,7 +138,16 @@ def machine() -> dict:
     return {
         "cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "system": platform.system(),
+        "load_average": load_average(),
     }
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (other work competing for the cores), where the OS tells."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def table(results: list[Result], *, judge: bool = True) -> str:
