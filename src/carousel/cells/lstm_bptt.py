@@ -130,7 +130,7 @@ class LSTMExplicitStep:
             return a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         return a[:, :H], None, a[:, H : 2 * H], a[:, 2 * H :]
 
-    def forward(self, t: int, px_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    def forward(self, t: int, px_t: Tensor, state: tuple[Tensor, ...], h_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h, c = state
         s = t if self.keep else t % 2
         a, c_new, k = self.A[s], self.C[s], self.K[s]  # (B, G), (B, H), (B, H)
@@ -169,8 +169,8 @@ class LSTMExplicitStep:
             torch.tanh(c_new, out=k)
         if self.proj:
             m = torch.mul(o, k, out=self.M[s])
-            return torch.mm(m, self.Wr.t()), c_new  # (B, P)
-        return o * k, c_new
+            return torch.mm(m, self.Wr.t(), out=h_out), c_new  # (B, P)
+        return torch.mul(o, k, out=h_out), c_new
 
     # ---- backward ------------------------------------------------------------------------------
     def backward(self, t: int, grad: list[Tensor]) -> list[Tensor]:

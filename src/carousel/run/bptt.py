@@ -10,7 +10,8 @@ offer an *explicit step* (``cell.explicit_step()``), an object that
   whether a backward pass will follow (then it keeps what the backward needs, in time-major
   buffers); ``h_mask`` (B, F) or None: the recurrence reads ``h_{t-1} * h_mask`` (recurrent
   dropout, one mask per sequence) while the state and outputs keep ``h_t`` itself;
-* ``forward(t, px_t, state) -> state``: one step, without autograd;
+* ``forward(t, px_t, state, h_out) -> state``: one step, without autograd; ``h_out`` (B, F), when
+  given, is where ``h_t`` must be written (the returned ``h`` is then ``h_out``);
 * ``backward(t, grad_state) -> grad_state_prev``: the step's derivative, given the gradient
   reaching the state after step t (the output's gradient already added to ``h``);
 * ``finish(h_prev) -> (grad_px, grads)``: the gradient of ``px`` (B, T, G) and of every tensor in
@@ -71,11 +72,10 @@ class _ExplicitRun(torch.autograd.Function):
         alive = None if lengths is None else (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(px.device)  # (T, B)
         zero = torch.zeros((), dtype=px.dtype, device=px.device)
         for t, px_t in enumerate(px.unbind(1)):
-            new = step.forward(t, px_t, state)
             if t < shortest:
-                state = new
-                hs[t + 1] = new[0]
+                state = step.forward(t, px_t, state, hs[t + 1])  # h_t written in place
             else:
+                new = step.forward(t, px_t, state, None)
                 a = alive[t].unsqueeze(1)  # (B, 1)
                 state = tuple(torch.where(a, n, s) for n, s in zip(new, state))
                 torch.where(a, new[0], zero, out=hs[t + 1])
