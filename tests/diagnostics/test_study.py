@@ -77,3 +77,25 @@ def test_report_marks_divergence_and_clear_wins():
     assert "*0.1667*" in table
     with pytest.raises(ValueError, match="at least one"):
         write_report([], "unused")
+
+
+def test_run_study_keeps_finished_runs_and_reports_failures(tmp_path, monkeypatch):
+    import carousel.diagnostics.study as study
+
+    config = StudyConfig(**{**QUICK.__dict__, "models": ("tanh-1.0", "gru"), "copying": (), "steps": 3})
+    real = study.run_one
+    kept = real("tanh-1.0", "adding", 12, config)  # finished by an interrupted study
+
+    def flaky(model, task, T, cfg):
+        if model == "gru":
+            raise RuntimeError("LAPACK did not converge")
+        return real(model, task, T, cfg)
+
+    monkeypatch.setattr(study, "run_one", flaky)
+    seen = []
+    results = study.run_study(config, done=[kept], on_result=seen.append)
+    assert results[0] is kept and [r["model"] for r in seen] == ["gru"]  # the kept run is not run again
+    assert results[1]["error"] == "RuntimeError: LAPACK did not converge"
+    assert "| GRU | error |" in summary_table(results)
+    text = write_report(results, tmp_path).read_text()
+    assert "## Runs that failed" in text and "LAPACK did not converge" in text

@@ -51,3 +51,18 @@ def test_diagnose_linear_rnns(rho, kind):
     assert verdict.per_step == pytest.approx(rho, rel=1e-8)
     assert verdict.gradient_ratio == pytest.approx(rho**29, rel=1e-8)
     assert verdict.recurrent_radius["hh"] == pytest.approx(rho, rel=1e-10)
+
+
+def test_a_diverged_model_is_non_finite_not_healthy():
+    v = judge("rnn", "ElmanCell", [1.0, math.nan], jacobian_top=[0.5, math.nan])
+    assert v.kind == "non-finite" and "diverged" in v.text
+    assert judge("rnn", "ElmanCell", [math.nan, 1.0]).kind == "non-finite"
+    cell = C.ElmanCell(2, 3)
+    with torch.no_grad():
+        cell.weight_hh[0, 0] = math.inf  # a diverged recurrence: NaN states, NaN spectra, no LAPACK error
+    rnn = C.Recurrent(cell)
+    x = torch.randn(2, 6, 2)
+    snap = diagnose(rnn, lambda: rnn(x)[0][:, -1].sum())
+    layer = snap.layers["rnn"]
+    assert layer.verdict.kind == "non-finite" and math.isnan(layer.radius["hh"])
+    assert all(math.isnan(v) for v in layer.jac_top)

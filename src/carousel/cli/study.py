@@ -34,10 +34,13 @@ def gradients(
     jobs: int = typer.Option(1, help="runs side by side, each on one thread in its own process"),
     seed: int = typer.Option(0, help="random seed of every model and training stream"),
     report_only: bool = typer.Option(False, "--report-only", help="write the report again from OUT/results.json"),
+    resume: bool = typer.Option(False, "--resume", help="keep the finished runs in OUT/runs.jsonl (same settings) and do the rest"),
 ) -> None:
     """Vanilla tanh RNNs (spectral radius 0.9, 1.0, 1.1, with and without clipping), IRNN, LSTM, LSTM without
     forget gate, GRU, AntisymmetricRNN and orthogonal RNN on the adding and copying tasks."""
     from rich.console import Console
+
+    import json
 
     from ..diagnostics.study import QUICK, StudyConfig, config_dict, run_study
     from ..diagnostics.study_report import load_results, summary_table, write_report
@@ -58,16 +61,33 @@ def gradients(
             )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    log, settings = out / "runs.jsonl", json.loads(json.dumps(config_dict(config)))
+    earlier: list[dict] = []
+    if resume and log.is_file():
+        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+        if {k: v for k, v in (saved or {}).items() if k != "jobs"} != {k: v for k, v in settings.items() if k != "jobs"}:
+            raise typer.BadParameter(f"--resume: {out}/config.json holds other settings than these; use another --out")
+        earlier = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    else:
+        log.write_text("")
+    (out / "config.json").write_text(json.dumps(settings, indent=1) + "\n")
     total = sum(1 for _ in config.runs())
-    console.print(f"{total} runs, at most {config.seconds:g} s each, {config.jobs} at a time; writing to {out}")
-    done = []
+    console.print(f"{total} runs ({len(earlier)} kept), at most {config.seconds:g} s each, {config.jobs} at a time; writing to {out}")
+    count = [len(earlier)]
 
     def show(r: dict) -> None:
-        done.append(r)
-        status = f"diverged at step {r['diverged_at']}" if r["diverged_at"] else f"test {r['test']:.4g} (chance {r['baseline']:.4g})"
-        console.print(f"[{len(done)}/{total}] {r['label']:<32} {r['task']:<8} T={r['T']:<5} {r['steps']:>5} steps {r['seconds']:6.0f} s  {status}")
+        count[0] += 1
+        with log.open("a") as f:
+            f.write(json.dumps(r) + "\n")
+        if "error" in r:
+            status, steps = f"error: {r['error']}", ""
+        else:
+            status = f"diverged at step {r['diverged_at']}" if r["diverged_at"] else f"test {r['test']:.4g} (chance {r['baseline']:.4g})"
+            steps = f"{r['steps']:>5} steps {r['seconds']:4.0f} s"
+        console.print(f"[{count[0]}/{total}] {r['label']:<30} {r['task']:<8} T={r['T']:<4} {steps}  {status}", markup=False)
 
-    results = run_study(config, on_result=show)
+    results = run_study(config, done=earlier, on_result=show)
     path = write_report(results, out, config_dict(config))
     console.print(summary_table(results))
     console.print(f"report: {path}")

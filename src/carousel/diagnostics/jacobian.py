@@ -15,6 +15,7 @@ spectral radius and all singular values of ``P_l`` (means over the sequences of 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,11 +78,27 @@ def spectrum(cell: Cell, px: list[Tensor], inputs: list[Any], *, max_lag: int | 
             state = type(inputs[k])(*(s[:batch] for s in inputs[k]))
             J = step_jacobian(cell, px[k][:batch], state).double()  # (B, S, S)
             product = J if product is None else torch.bmm(product, J)  # (B, S, S): P_l = P_{l-1} J_{t-l+1}
-            sv = torch.linalg.svdvals(product)  # (B, S)
+            sv, radius = _svdvals_and_radius(product)  # (B, S), (B,)
             values.append(sv.mean(0))
             tops.append(sv[:, 0].mean())
-            radii.append(torch.linalg.eigvals(product).abs().max(-1).values.mean())
+            radii.append(radius.mean())
     return Spectrum(top=torch.stack(tops), radius=torch.stack(radii), singular_values=torch.stack(values))
+
+
+def _svdvals_and_radius(product: Tensor) -> tuple[Tensor, Tensor]:
+    """Singular values (B, S) and spectral radius (B,) of each matrix; NaN for a matrix that is not
+    finite (a diverged model) or on which LAPACK does not converge."""
+    B, S, _ = product.shape
+    sv = torch.full((B, S), math.nan, dtype=product.dtype)
+    radius = torch.full((B,), math.nan, dtype=product.dtype)
+    for b in range(B):
+        if bool(torch.isfinite(product[b]).all()):
+            try:
+                sv[b] = torch.linalg.svdvals(product[b])
+                radius[b] = torch.linalg.eigvals(product[b]).abs().max()
+            except torch.linalg.LinAlgError:
+                pass
+    return sv, radius
 
 
 def recurrent_blocks(cell: Cell) -> dict[str, Tensor]:
@@ -106,4 +123,8 @@ def recurrent_blocks(cell: Cell) -> dict[str, Tensor]:
 
 def recurrent_radius(cell: Cell) -> dict[str, float]:
     """Spectral radius (largest |eigenvalue|) of each square block of the cell's recurrent matrix."""
-    return {name: float(torch.linalg.eigvals(block.double()).abs().max()) for name, block in recurrent_blocks(cell).items()}
+    radius = {}
+    for name, block in recurrent_blocks(cell).items():
+        finite = bool(torch.isfinite(block).all())
+        radius[name] = float(torch.linalg.eigvals(block.double()).abs().max()) if finite else math.nan  # NaN: diverged
+    return radius

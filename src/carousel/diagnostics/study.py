@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -140,34 +140,55 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def safe_run(model_name: str, task_name: str, T: int, config: StudyConfig) -> dict[str, Any]:
+    """``run_one``, or a record holding the error: one failed run is reported, not fatal to the study."""
+    try:
+        return run_one(model_name, task_name, T, config)
+    except Exception as err:  # noqa: BLE001 - the report shows what went wrong in which run
+        return {"model": model_name, "label": study_model(model_name).label, "task": task_name, "T": T,
+                "error": f"{type(err).__name__}: {err}"}
+
+
 def _worker(args: tuple[str, str, int, StudyConfig]) -> dict[str, Any]:
     torch.set_num_threads(1)  # small matrices: one thread per run, runs side by side
-    return run_one(*args)
+    return safe_run(*args)
 
 
-def run_study(config: StudyConfig, *, on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Every run of ``config`` (``config.jobs`` at a time, in worker processes when more than one)."""
-    jobs = [(m, t, T, config) for m, t, T in config.runs()]
-    results = []
+def run_study(
+    config: StudyConfig,
+    *,
+    done: list[dict[str, Any]] = (),
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every run of ``config`` (``config.jobs`` at a time, in worker processes when more than one),
+    except those already in ``done`` (records of an interrupted study, kept as they are); returned in
+    the order of ``config.runs()``. ``on_result`` sees each new record as soon as it is finished."""
+    key = lambda r: (r["model"], r["task"], r["T"])  # noqa: E731
+    have = {key(r): r for r in done if "error" not in r}
+    jobs = [(m, t, T, config) for m, t, T in config.runs() if (m, t, T) not in have]
+    new: list[dict[str, Any]] = []
+
+    def finished(result: dict[str, Any]) -> None:
+        new.append(result)
+        if on_result:
+            on_result(result)
+
     if config.jobs == 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small matrices: a second thread only waits on a busy machine
         try:
             for job in jobs:
-                results.append(run_one(*job))
-                if on_result:
-                    on_result(results[-1])
+                finished(safe_run(*job))
         finally:
             torch.set_num_threads(threads)
-        return results
-    import multiprocessing
+    elif jobs:
+        import multiprocessing
 
-    with ProcessPoolExecutor(config.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for result in pool.map(_worker, jobs):
-            results.append(result)
-            if on_result:
-                on_result(result)
-    return results
+        with ProcessPoolExecutor(config.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(_worker, job) for job in jobs]):
+                finished(future.result())
+    have.update({key(r): r for r in new})
+    return [have[run] for run in config.runs() if run in have] + [r for r in new if "error" in r]
 
 
 def config_dict(config: StudyConfig) -> dict[str, Any]:

@@ -43,15 +43,15 @@ def summary_table(results: Sequence[dict]) -> str:
     by = {(r["model"], r["task"], r["T"]): r for r in results}
     head = "| model | " + " | ".join(f"{t} T={T}" for t, T in cols) + " |"
     lines = [head, "|---" * (len(cols) + 1) + "|"]
-    chance = {(r["task"], r["T"]): r["baseline"] for r in results}
-    lines.append("| *chance (input-blind guess)* | " + " | ".join(f"*{_fmt(chance[c])}*" for c in cols) + " |")
+    chance = {(r["task"], r["T"]): r["baseline"] for r in results if "error" not in r}
+    lines.append("| *chance (input-blind guess)* | " + " | ".join(f"*{_fmt(chance.get(c))}*" for c in cols) + " |")
     models = list(dict.fromkeys(r["model"] for r in results))
     for m in models:
         cells = []
         for t, T in cols:
             r = by.get((m, t, T))
-            if r is None:
-                cells.append("–")
+            if r is None or "error" in r:
+                cells.append("–" if r is None else "error")
                 continue
             text = _fmt(r["test"])
             if r["diverged_at"] is not None:
@@ -71,7 +71,7 @@ def detail_table(results: Sequence[dict], task: str, T: int) -> str:
         f"| model | test loss | / chance |{extra} steps | seconds | gradient at start | gradient after training |",
         "|---|---|---|" + ("---|" if extra else "") + "---|---|---|---|",
     ]
-    for r in (r for r in results if r["task"] == task and r["T"] == T):
+    for r in (r for r in results if r["task"] == task and r["T"] == T and "error" not in r):
         ratio = r["test"] / r["baseline"] if math.isfinite(r["test"]) else math.inf
         recall = f" {r['recall']:.1%} |" if extra and r["recall"] is not None else (" – |" if extra else "")
         lines.append(
@@ -88,7 +88,7 @@ def plot_lag_curves(results: Sequence[dict], task: str, T: int, path: Path) -> P
     from .plots import _figure, _save
 
     fig, (start, end) = _figure(1, 2, width=6.0, height=4.2)
-    runs = [r for r in results if r["task"] == task and r["T"] == T]
+    runs = [r for r in results if r["task"] == task and r["T"] == T and "error" not in r]
     palette = colormaps["tab20"]
     for j, r in enumerate(runs):
         style = {"color": palette(j % 20), "linestyle": ("-", "--", ":")[(j // 20) % 3], "linewidth": 1.2}
@@ -128,6 +128,9 @@ def write_report(results: Sequence[dict], out_dir: str | Path, config: dict[str,
         name = f"gradient_flow-{task}-T{T}.png"
         plot_lag_curves(results, task, T, out / name)
         parts += ["", f"## {task}, T = {T}", "", detail_table(results, task, T), "", f"![gradient norm against lag]({name})"]
+    errors = [r for r in results if "error" in r]
+    if errors:
+        parts += ["", "## Runs that failed", ""] + [f"- {r['label']}, {r['task']} T={r['T']}: `{r['error']}`" for r in errors]
     path = out / "report.md"
     path.write_text("\n".join(parts) + "\n")
     return path

@@ -8,7 +8,8 @@ Over the window of ``l`` steps the verdict reads one number, the *survival* ``m`
   flow (how much of this loss's gradient did).
 
 ``m < vanish`` (1e-3 by default: three orders of magnitude lost) is *vanishing*, ``m > explode``
-(1e3) is *exploding*, anything between is *healthy*. The per-step factor ``m ** (1 / l)`` is the
+(1e3) is *exploding*, anything between is *healthy*; ``m`` = NaN (a state or gradient that is not
+finite: the model diverged) is *non-finite*. The per-step factor ``m ** (1 / l)`` is the
 rate, comparable to the recurrent matrix's spectral radius.
 """
 
@@ -26,7 +27,7 @@ class Verdict:
 
     layer: str
     cell: str
-    kind: str  # "vanishing" | "exploding" | "healthy"
+    kind: str  # "vanishing" | "exploding" | "healthy" | "non-finite"
     lag: int  # window length l in steps
     survival: float  # m, the number the verdict reads
     measure: str  # "jacobian" or "gradient": where m comes from
@@ -42,6 +43,8 @@ class Verdict:
             if self.measure == "jacobian"
             else f"||dL/ds|| changes by a factor {self.survival:.2g}"
         )
+        if self.kind == "non-finite":
+            return f"{self.layer} ({self.cell}): non-finite — its states or gradients hold NaN or inf (the model diverged)"
         parts = [f"{self.layer} ({self.cell}): {self.kind} — over {self.lag} steps {what} (x{self.per_step:.3f} per step)"]
         if self.measure == "jacobian" and self.gradient_ratio is not None:
             parts.append(f"||dL/ds|| changes by {self.gradient_ratio:.2g}")
@@ -72,12 +75,17 @@ def judge(
         raise ValueError("expected a gradient curve of at least two steps or a Jacobian spectrum to judge a layer")
     ratio = None
     if len(grad_by_lag) >= 2:
-        first = float(grad_by_lag[0])
-        ratio = float(grad_by_lag[-1]) / first if first > 0 else (0.0 if grad_by_lag[-1] == 0 else math.inf)
+        first, last = float(grad_by_lag[0]), float(grad_by_lag[-1])
+        if math.isnan(first) or math.isnan(last):
+            ratio = math.nan
+        else:
+            ratio = last / first if first > 0 else (0.0 if last == 0 else math.inf)
     if jacobian_top:
         survival, lag, measure, top = float(jacobian_top[-1]), len(jacobian_top), "jacobian", float(jacobian_top[-1])
     else:
         survival, lag, measure, top = ratio, len(grad_by_lag) - 1, "gradient", None
+    if math.isnan(survival):
+        return Verdict(layer, cell, "non-finite", lag, survival, measure, math.nan, ratio, top, dict(recurrent_radius or {}))
     kind = "vanishing" if survival < vanish else "exploding" if survival > explode else "healthy"
     per_step = survival ** (1.0 / lag) if survival > 0 and math.isfinite(survival) else (0.0 if survival == 0 else math.inf)
     return Verdict(layer, cell, kind, lag, survival, measure, per_step, ratio, top, dict(recurrent_radius or {}))
