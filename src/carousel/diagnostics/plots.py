@@ -48,6 +48,16 @@ def _colors(n: int) -> list:
     return [cmap(i / max(n - 1, 1)) for i in range(n)]
 
 
+FLOOR = 1e-40  # below float32's smallest normal number a gradient norm is underflow, not signal
+
+
+def _log_floor(ax: Any) -> None:
+    """Keep a log axis above ``FLOOR``: a gradient that underflowed to 0 plunges out of the plot."""
+    low, high = ax.get_ylim()
+    if low < FLOOR < high:
+        ax.set_ylim(bottom=FLOOR)
+
+
 def _save(fig: Any, path: str | Path) -> Any:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +77,7 @@ def plot_flow(history: Sequence[Snapshot], path: str | Path, *, title: str = "")
                 curve = [max(v, 1e-300) for v in layer.grad_by_lag()]  # log axes cannot show 0
                 ax.plot(range(len(curve)), curve, color=color, label=_label(snap))
         ax.set_yscale("log")
+        _log_floor(ax)
         ax.set(xlabel="lag T - k (steps)", ylabel="||dL/ds_k||", title=f"{title} {name}".strip())
         ax.legend(fontsize=7)
     return _save(fig, path)

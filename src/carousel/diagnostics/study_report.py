@@ -85,7 +85,7 @@ def plot_lag_curves(results: Sequence[dict], task: str, T: int, path: Path) -> P
     """Two panels (start, after training): ``||dL/ds||`` against the lag, one line per model, log scale."""
     from matplotlib import colormaps
 
-    from .plots import _figure, _save
+    from .plots import _figure, _log_floor, _save
 
     fig, (start, end) = _figure(1, 2, width=6.0, height=4.2)
     runs = [r for r in results if r["task"] == task and r["T"] == T and "error" not in r]
@@ -98,6 +98,7 @@ def plot_lag_curves(results: Sequence[dict], task: str, T: int, path: Path) -> P
             ax.plot(range(len(curve)), curve, label=r["label"], **style)
     for ax, when in ((start, "at initialisation"), (end, "after training")):
         ax.set_yscale("log")
+        _log_floor(ax)
         ax.set(xlabel="lag T - k (steps)", ylabel="||dL/ds_k||", title=f"{task}, T={T}: {when}")
     end.legend(fontsize=7, loc="best")
     return _save(fig, path) and path
