@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--smoke] [--groups fused,loop,scan] [--repeats N] [--json PATH]``.
+"""``python -m benchmarks [--smoke] [--groups fused,loop,scan] [--repeats N] [--device cpu|cuda] [--json PATH]``.
 
 Prints one markdown table per group (medians and ratios carousel / torch.nn, measured in one
 process, interleaved) and writes every timing to a JSON file (default ``build/bench.json``).
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import torch
 from pathlib import Path
 
 from .cases import GROUPS, all_cases, same_function
@@ -22,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, from: {', '.join(GROUPS)}")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per module and mode (default 7, smoke 1)")
     parser.add_argument("--json", default="build/bench.json", help="where to write the results")
+    parser.add_argument("--device", default="cpu", help="where to run both modules: cpu or cuda (cuDNN for torch.nn)")
     parser.add_argument("--no-memory", action="store_true", help="skip the profiled peak-memory run")
     args = parser.parse_args(argv)
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
@@ -32,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     if repeats < 1:
         parser.error(f"--repeats must be at least 1, got {repeats}")
 
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device} was given but torch sees no CUDA device")
+    info = machine(args.device)
+    gpu = f"GPU {info['gpu']}; " if info["gpu"] else ""
+    print(f"machine: {gpu}{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
           f"Python {info['python']}; load average {info['load_average']} at the start; "
           f"{repeats} interleaved repeats, medians; ratio = carousel / torch.nn\n")
     report = {"machine": info, "repeats": repeats, "smoke": args.smoke, "results": []}
@@ -41,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for case in all_cases([group], smoke=args.smoke):
             print(f"  measuring {group}: {case.name} {case.size} ...", file=sys.stderr, flush=True)
-            r = measure(case, repeats, memory=not args.no_memory)
+            r = measure(case, repeats, memory=not args.no_memory, device=args.device)
             if same_function(case) and not (r.max_abs_diff <= 1e-4):
                 raise SystemExit(f"{case.name} {case.size}: carousel and torch.nn disagree (max |diff| {r.max_abs_diff})")
             if not same_function(case):

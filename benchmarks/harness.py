@@ -79,14 +79,29 @@ def infer_step(module: nn.Module, x: Tensor) -> None:
         _outputs(module, x)
 
 
-def _timed(fn: Callable[[], None]) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], None], device: torch.device = torch.device("cpu")) -> float:
+    _sync(device)
     start = time.perf_counter()
     fn()
+    _sync(device)
     return (time.perf_counter() - start) * 1e3
 
 
-def peak_megabytes(fn: Callable[[], None]) -> float:
-    """Peak of the bytes allocated and not yet freed while ``fn`` runs (CPU tensors), in MiB."""
+def peak_megabytes(fn: Callable[[], None], device: torch.device = torch.device("cpu")) -> float:
+    """Peak of the bytes allocated and not yet freed while ``fn`` runs, in MiB (above what was
+    allocated before it: CPU through torch's profiler, CUDA through the caching allocator's peak)."""
+    if device.type == "cuda":
+        _sync(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -99,12 +114,13 @@ def peak_megabytes(fn: Callable[[], None]) -> float:
     return peak / 2**20
 
 
-def measure(case: Case, repeats: int, *, seed: int = 0, memory: bool = True) -> Result:
+def measure(case: Case, repeats: int, *, seed: int = 0, memory: bool = True, device: str = "cpu") -> Result:
     """Time ``case`` ``repeats`` times per module and mode, interleaved, after one warm-up each."""
     T, B, I, _ = case.size
+    dev = torch.device(device)
     torch.manual_seed(seed)
-    ours, theirs = case.build()
-    x = torch.randn(B, T, I)
+    ours, theirs = (m.to(dev) for m in case.build())
+    x = torch.randn(B, T, I).to(dev)
     modules = {"carousel": ours, "torch": theirs}
     result = Result(case, {k: [] for k in modules}, {k: [] for k in modules})
     with torch.no_grad():
@@ -115,16 +131,16 @@ def measure(case: Case, repeats: int, *, seed: int = 0, memory: bool = True) -> 
     for r in range(repeats):
         order = list(modules) if r % 2 == 0 else list(modules)[::-1]
         for who in order:
-            result.train_ms[who].append(_timed(lambda: train_step(modules[who], x)))
+            result.train_ms[who].append(_timed(lambda: train_step(modules[who], x), dev))
         for who in order:
-            result.infer_ms[who].append(_timed(lambda: infer_step(modules[who], x)))
+            result.infer_ms[who].append(_timed(lambda: infer_step(modules[who], x), dev))
     if memory:
         for who, m in modules.items():
-            result.peak_mb[who] = peak_megabytes(lambda: train_step(m, x))
+            result.peak_mb[who] = peak_megabytes(lambda: train_step(m, x), dev)
     return result
 
 
-def machine() -> dict:
+def machine(device: str = "cpu") -> dict:
     """What the numbers were measured on."""
     model = platform.processor() or platform.machine()
     try:
@@ -139,6 +155,7 @@ def machine() -> dict:
         "cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(), "system": platform.system(),
         "load_average": load_average(),
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None,
     }
 
 

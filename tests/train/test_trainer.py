@@ -165,3 +165,26 @@ def test_train_config_refuses_bad_values():
 
         Shard(0, 3).local_batch(8)
     assert replace(TrainConfig(), lr=0.5).lr == 0.5
+
+
+def test_minutes_stops_on_the_clock_with_a_cosine_over_it():
+    class Slow(Hook):  # each step takes at least 20 ms, so 0.2 s of budget is about 10 steps
+        def on_step(self, trainer, record):
+            import time
+
+            time.sleep(0.02)
+
+    t = trainer(steps=10_000, minutes=0.2 / 60, lr=0.1, hooks=[Slow()])
+    summary = t.fit()
+    assert "time budget" in summary["stopped"]
+    assert 3 <= summary["steps"] < 100
+    lrs = [r["lr"] for r in t.history]
+    assert all(b <= a for a, b in zip(lrs, lrs[1:]))  # the cosine only falls
+    assert lrs[0] == 0.1 and lrs[1] < 0.1 and lrs[-1] < 0.03  # each record holds the rate its step used
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # the budget is spent
+
+
+@pytest.mark.parametrize("bad", [dict(schedule="cosine"), dict(warmup=5), dict(minutes=-1.0)])
+def test_minutes_needs_a_constant_schedule_and_is_not_negative(bad):
+    with pytest.raises(ValueError, match="minutes"):
+        TrainConfig(**{"minutes": 1.0, **bad})

@@ -39,7 +39,8 @@ def demo(
     from ..diagnostics.activations import activation_page, rank_units, record_activations
     from ..train import build_config, evaluate_run, train_run
     from ..train.run import new_run_dir
-    from ..train.tasks.charlm import CharLMOptions, CharLMTask, TimeBudget, fast_bf16, load_char_lm
+    from ..train.tasks.charlm import CharLMOptions, CharLMTask, fast_bf16, load_char_lm
+    from ..train.trainer import TimeBudget
 
     con = console()
     with user_errors():

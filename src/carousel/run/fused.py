@@ -11,6 +11,7 @@ length, each stopping at its own end, outputs zero past it.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -59,19 +60,30 @@ def fused_call(
     batch_first: bool = True,
     batch_sizes: Tensor | None = None,
     dropout: float = 0.0,
-    train: bool = False,
+    train: bool | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One kernel call over a whole stack: ``x`` padded (or packed data with ``batch_sizes``).
 
     ``hx`` holds the state fields, each (L*D, B, F) in torch's layer-major order; ``weights`` the
     flat per-(layer, direction) parameter lists. Returns the outputs and the final state fields.
+    ``train`` (default: whether autograd records) is the kernel's training mode: it switches the
+    kernel's own between-layer ``dropout`` on, and cuDNN keeps what its backward needs only in it.
     """
+    if train is None:
+        train = torch.is_grad_enabled()
     kernel = _KERNELS[mode]
     h0 = hx if mode == "lstm" else hx[0]
-    if batch_sizes is None:
-        result = kernel(x, h0, list(weights), has_biases, num_layers, dropout, train, bidirectional, batch_first)
+    args = (x, h0) if batch_sizes is None else (x, batch_sizes, h0)
+    flags = (has_biases, num_layers, dropout, train, bidirectional) + ((batch_first,) if batch_sizes is None else ())
+    if x.is_cuda:
+        with warnings.catch_warnings():
+            # cuDNN copies separate weight tensors into its own layout at every call and says so
+            # each time; carousel's weights are separate parameters (often computed: DropConnect,
+            # an orthogonal map), so the copy is expected. Its cost is in the README's GPU table.
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            result = kernel(*args, list(weights), *flags)
     else:
-        result = kernel(x, batch_sizes, h0, list(weights), has_biases, num_layers, dropout, train, bidirectional)
+        result = kernel(*args, list(weights), *flags)
     return result[0], tuple(result[1:])
 
 

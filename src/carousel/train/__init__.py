@@ -59,7 +59,7 @@ from .run import RunConfig, build_config, evaluate_run, read_config_file, resume
 from .streams import StreamBatches, StreamOptions, Streams, Window
 from .task import Batches, NoOptions, Shard, StepOutput, Task
 from .tbptt import detach_state, reset_rows, run_window
-from .trainer import Hook, Trainer
+from .trainer import Hook, TimeBudget, Trainer
 
 __all__ = [
     "Task",
@@ -78,6 +78,7 @@ __all__ = [
     "parse_options",
     "Trainer",
     "Hook",
+    "TimeBudget",
     "train_run",
     "resume_run",
     "evaluate_run",

@@ -43,6 +43,7 @@ class TrainConfig:
     momentum: float = option(0.0, "momentum (sgd, rmsprop)")
     schedule: str = option("constant", "learning-rate schedule from torch.optim.lr_scheduler", choices=SCHEDULES)
     warmup: int = option(0, "steps of linear warm-up before the schedule")
+    minutes: float = option(0.0, "train for this much wall-clock time, the learning rate on a cosine from lr to 0 over it (0: off; needs schedule 'constant'; steps still caps the run)")
     clip_norm: float = option(1.0, "clip gradients to this global L2 norm (0: off)")
     clip_value: float = option(0.0, "clip every gradient element to [-v, v] (0: off)")
     max_nonfinite: int = option(5, "stop after this many non-finite steps in a row (each is skipped)")
@@ -64,12 +65,15 @@ class TrainConfig:
         for name in ("lr",):
             if not getattr(self, name) > 0:
                 raise ValueError(f"expected {name} > 0, got {getattr(self, name)!r}")
-        for name in ("weight_decay", "momentum", "clip_norm", "clip_value"):
+        for name in ("weight_decay", "momentum", "clip_norm", "clip_value", "minutes"):
             _non_negative(name, getattr(self, name))
         for f in dataclasses.fields(self):
             ch = choices_of(f)
             if ch is not None and getattr(self, f.name) not in ch:
                 raise ValueError(f"unknown {f.name} {getattr(self, f.name)!r}; expected one of: {', '.join(ch)}")
+        if self.minutes and (self.schedule != "constant" or self.warmup):
+            raise ValueError(f"minutes={self.minutes:g} sets its own learning-rate cosine over the clock; it needs schedule "
+                             f"'constant' and warmup 0, got schedule {self.schedule!r} and warmup {self.warmup}")
         if self.schedule == "plateau" and self.warmup:
             raise ValueError("warmup cannot be combined with schedule 'plateau' (it steps on validation, not on steps)")
 

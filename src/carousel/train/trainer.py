@@ -17,6 +17,7 @@ generator) goes into the checkpoint, so ``resume`` continues exactly.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -53,6 +54,8 @@ def to_device(obj: Any, device: torch.device) -> Any:
 class Hook:
     """Override any of these to watch or steer a run; ``trainer.stop(reason)`` ends it after the step."""
 
+    def on_start(self, trainer: "Trainer") -> None: ...
+
     def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
 
     def on_eval(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
@@ -60,6 +63,33 @@ class Hook:
     def on_checkpoint(self, trainer: "Trainer", path: Path) -> None: ...
 
     def on_end(self, trainer: "Trainer") -> None: ...
+
+
+class TimeBudget(Hook):
+    """Train for ``seconds`` of wall time: the learning rate follows a cosine from ``lr`` to 0 over
+    that time, ``lr_t = lr * (1 + cos(pi * elapsed / seconds)) / 2``, then the run stops (and the
+    trainer evaluates and checkpoints as at any end). Use with ``schedule="constant"`` and a large
+    ``steps``. ``report(elapsed, record)`` is called after every step (a progress bar, say).
+    The schedule follows the clock, so such a run is not reproducible step for step.
+    """
+
+    def __init__(self, seconds: float, lr: float, report: Any = None) -> None:
+        if not seconds > 0:
+            raise ValueError(f"expected a time budget > 0 seconds, got {seconds}")
+        self.seconds, self.lr, self.report = float(seconds), float(lr), report
+        self.start = time.monotonic()
+
+    def on_start(self, trainer: "Trainer") -> None:
+        self.start = time.monotonic()  # the clock runs from the first step, not from building the model
+
+    def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None:
+        elapsed = time.monotonic() - self.start
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, elapsed / self.seconds)))
+        if self.report is not None:
+            self.report(elapsed, record)
+        if elapsed >= self.seconds:
+            trainer.stop(f"time budget of {self.seconds:g} s reached")
 
 
 class Trainer:
@@ -81,6 +111,8 @@ class Trainer:
             from ..diagnostics.hook import DiagnosticsHook
 
             self.hooks.append(DiagnosticsHook(every=config.diagnose_every))
+        if config.minutes:
+            self.hooks.append(TimeBudget(60.0 * config.minutes, config.lr))
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.shard, self.device = setup(config.device)
         self.is_main = self.shard.rank == 0
@@ -130,6 +162,8 @@ class Trainer:
         if self.run_dir is not None and self.is_main:
             self._metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         saved_at = -1
+        for hook in self.hooks:
+            hook.on_start(self)
         try:
             with ProgressBar(cfg.steps, self.step, unit=self.task.unit, enabled=cfg.progress and self.is_main) as bar:
                 while self.step < cfg.steps and self.stop_reason is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,6 @@ from ..config import option
 from ..registry import register_task
 from ..streams import StreamBatches, StreamOptions, Streams, Window
 from ..task import Shard, StepOutput, Task
-from ..trainer import Hook
 from ..tbptt import detach_state, reset_rows, run_window
 
 PRECISIONS = ("fp32", "bf16")
@@ -240,30 +238,6 @@ def load_char_lm(run_dir: str, checkpoint: str = "best") -> tuple[CharLM, Vocabu
     model = build_char_lm(config.options, vocab)
     load_model_weights(model, tensors, path)
     return model.eval(), vocab, config
-
-
-class TimeBudget(Hook):
-    """Train for ``seconds`` of wall time: the learning rate follows a cosine from ``lr`` to 0 over
-    that time, ``lr_t = lr * (1 + cos(pi * elapsed / seconds)) / 2``, then the run stops (and the
-    trainer evaluates and checkpoints as at any end). Use with ``schedule="constant"`` and a large
-    ``steps``. ``report(elapsed, record)`` is called after every step (a progress bar, say).
-    The schedule follows the clock, so such a run is not reproducible step for step.
-    """
-
-    def __init__(self, seconds: float, lr: float, report: Any = None) -> None:
-        if not seconds > 0:
-            raise ValueError(f"expected a time budget > 0 seconds, got {seconds}")
-        self.seconds, self.lr, self.report = float(seconds), float(lr), report
-        self.start = time.monotonic()
-
-    def on_step(self, trainer: Any, record: dict[str, Any]) -> None:
-        elapsed = time.monotonic() - self.start
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, elapsed / self.seconds)))
-        if self.report is not None:
-            self.report(elapsed, record)
-        if elapsed >= self.seconds:
-            trainer.stop(f"time budget of {self.seconds:g} s reached")
 
 
 def fast_bf16() -> bool:
