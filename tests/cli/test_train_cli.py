@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from carousel.cli import app
@@ -14,14 +13,6 @@ from carousel.train import cell_names, read_metrics, task_names
 from carousel.train.config import TrainConfig
 
 TINY = ["--length", "5", "--hidden", "8", "--batch-size", "4", "--eval-size", "20", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def invoke(*args: str):

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..train.trainer import Hook
 from .snapshot import Snapshot, append_snapshot, diagnose
 
 DIAGNOSTIC_SEED = 9_176_203  # the fixed batch's seed: the same batch in every run of a task
 
 
-class DiagnosticsHook:
+class DiagnosticsHook(Hook):
     """A trainer hook (``carousel.train.Trainer(..., hooks=[DiagnosticsHook(every=500)])``).
 
     ``jacobians``, ``max_lag`` and ``jacobian_batch`` are passed to ``diagnose``; ``batch_size``
@@ -55,12 +56,6 @@ class DiagnosticsHook:
     def on_step(self, trainer: Any, record: dict[str, Any]) -> None:
         if trainer.step == 1 or trainer.step % self.every == 0:
             self.record(trainer)
-
-    def on_eval(self, trainer: Any, record: dict[str, Any]) -> None:
-        pass
-
-    def on_checkpoint(self, trainer: Any, path: Path) -> None:
-        pass
 
     def on_end(self, trainer: Any) -> None:
         if not self.snapshots or self.snapshots[-1].step != trainer.step:

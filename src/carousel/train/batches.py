@@ -45,6 +45,16 @@ class SeededBatches:
         self.index = int(state["index"])
 
 
+def generated_batches(generate: Callable[..., Any], batch_size: int, length: int, rows: slice, seed: int) -> SeededBatches:
+    """Batch ``i`` is the global batch ``generate(batch_size, length, seed=derive_seed(seed, i))``,
+    of which this rank keeps ``rows`` (each tensor of the tuple indexed by them)."""
+
+    def make(i: int) -> tuple:
+        return tuple(t[rows] for t in generate(batch_size, length, seed=derive_seed(seed, i)))
+
+    return SeededBatches(make)
+
+
 class ShuffledBatches(SeededBatches):
     """Global batches of ``batch_size`` rows drawn without replacement from ``tensors`` (equal first
     dimension N), reshuffled each epoch; an epoch is ``N // batch_size`` batches (the rest is

@@ -9,7 +9,7 @@ from torch import nn
 
 from ...data.tasks import ADDING_BASELINE_MSE, adding_problem
 from ...run import backend_names
-from ..batches import SeededBatches, derive_seed
+from ..batches import SeededBatches, generated_batches
 from ..cells import cell_names
 from ..config import option
 from ..model import RecurrentModel
@@ -32,6 +32,9 @@ class AddingOptions:
     def __post_init__(self) -> None:
         if self.length < 2:
             raise ValueError(f"expected length >= 2, got {self.length}")
+        self.check_sizes()
+
+    def check_sizes(self) -> None:
         for name in ("hidden", "layers", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
@@ -50,13 +53,7 @@ class AddingTask(Task):
         return RecurrentModel(o.cell, 2, o.hidden, 1, layers=o.layers, dropout=o.dropout, readout="last", backend=o.backend)
 
     def train_batches(self, batch_size: int, shard: Shard, seed: int) -> SeededBatches:
-        rows, T = shard.rows(batch_size), self.options.length
-
-        def make(i: int):
-            x, y = adding_problem(batch_size, T, seed=derive_seed(seed, i))  # the global batch; this rank keeps its rows
-            return x[rows], y[rows]
-
-        return SeededBatches(make)
+        return generated_batches(adding_problem, batch_size, self.options.length, shard.rows(batch_size), seed)
 
     def step(self, model: nn.Module, batch, state) -> StepOutput:
         x, y = batch

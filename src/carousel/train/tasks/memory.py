@@ -16,31 +16,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.tasks import COPY_LENGTH, SyntheticTask, synthetic_task
-from ...run import backend_names
-from ..batches import SeededBatches, derive_seed
-from ..cells import cell_names
+from ..batches import SeededBatches, generated_batches
 from ..config import option
 from ..model import RecurrentModel
 from ..registry import register_task
 from ..task import Shard, StepOutput, Task
+from .adding import AddingOptions
 
 VALID_SEED, TEST_SEED = 2_000_003, 2_000_033  # fixed: every run is scored on the same sequences
 
 
 @dataclass(frozen=True)
-class MemoryOptions:
+class MemoryOptions(AddingOptions):
     length: int = option(100, "task length T (the copying delay; the bit-string length)")
-    cell: str = option("lstm", "recurrent cell", choices=cell_names)
-    hidden: int = option(64, "hidden units per layer")
-    layers: int = option(1, "stacked recurrent layers")
-    dropout: float = option(0.0, "variational dropout between layers and before the head")
-    backend: str = option("auto", "runner backend", choices=backend_names)
-    eval_size: int = option(1000, "sequences in the validation and test sets")
 
     def __post_init__(self) -> None:
-        for name in ("length", "hidden", "layers", "eval_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if self.length < 1:
+            raise ValueError(f"expected length >= 1, got {self.length}")
+        self.check_sizes()
 
 
 def _loss(spec: SyntheticTask, prediction: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -67,13 +60,7 @@ class MemoryTask(Task):
                               readout=readout, backend=o.backend)
 
     def train_batches(self, batch_size: int, shard: Shard, seed: int) -> SeededBatches:
-        rows, T, generate = shard.rows(batch_size), self.options.length, self.spec.generate
-
-        def make(i: int):
-            x, y = generate(batch_size, T, seed=derive_seed(seed, i))  # the global batch; this rank keeps its rows
-            return x[rows], y[rows]
-
-        return SeededBatches(make)
+        return generated_batches(self.spec.generate, batch_size, self.options.length, shard.rows(batch_size), seed)
 
     def step(self, model: nn.Module, batch, state) -> StepOutput:
         x, y = batch
