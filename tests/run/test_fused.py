@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from torch import nn
@@ -115,3 +117,18 @@ def test_fused_float32_matches_torch_nn_lstm():
     ref_out, (ref_h, ref_c) = ref(x)
     torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
     torch.testing.assert_close(h, ref_h[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "elman_tanh", "lstm_proj"])
+def test_one_step_on_cpu_takes_the_cells_step_not_the_kernel(name, monkeypatch, assert_matches_reference):
+    fused = importlib.import_module("carousel.run.fused")  # carousel.run is also the function run()
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("the fused kernel was called for a single step on the CPU")
+
+    monkeypatch.setattr(fused, "_KERNELS", {mode: no_kernel for mode in fused._KERNELS})
+    cell = make_cell(name, I, H)
+    x = torch.randn(B, 1, I, dtype=torch.float64)
+    assert_matches_reference(cell, x, random_state(cell, B), None, "fused")
+    with pytest.raises(AssertionError, match="kernel was called"):  # two steps do reach the kernel
+        run(cell, torch.randn(B, 2, I, dtype=torch.float64), backend="fused")
