@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 
-import torch
 from torch import nn
 
 import carousel
@@ -50,24 +49,9 @@ def _cell_layer(make_cell, versus: str, size, backend: str = "auto") -> tuple[nn
     return _Outputs(carousel.Recurrent(make_cell(I, H), backend=backend)), getattr(nn, versus)(I, H, batch_first=True)
 
 
-class _FixedMaskLSTMCell(carousel.LSTMCell):
-    """Stand-in for recurrent dropout when ``carousel.regularize`` lacks it: a fixed mask on h_{t-1}."""
-
-    def __init__(self, I: int, H: int, p: float) -> None:
-        super().__init__(I, H)
-        self.register_buffer("mask", torch.empty(1, H).bernoulli_(1 - p) / (1 - p))
-
-    def step(self, px_t, state):
-        return super().step(px_t, carousel.LSTMState(state.h * self.mask, state.c))
-
-
 def _recurrent_dropout_lstm(I: int, H: int, p: float = 0.25) -> carousel.Cell:
     """An LSTM with a per-sequence dropout mask on h_{t-1}, in training mode."""
-    try:
-        from carousel.regularize import RecurrentDropout
-    except ImportError:
-        return _FixedMaskLSTMCell(I, H, p)
-    return RecurrentDropout(carousel.LSTMCell(I, H), p=p).train()
+    return carousel.RecurrentDropout(carousel.LSTMCell(I, H), p=p).train()
 
 
 def _at_most(limit: float):
