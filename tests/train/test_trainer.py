@@ -188,3 +188,21 @@ def test_minutes_stops_on_the_clock_with_a_cosine_over_it():
 def test_minutes_needs_a_constant_schedule_and_is_not_negative(bad):
     with pytest.raises(ValueError, match="minutes"):
         TrainConfig(**{"minutes": 1.0, **bad})
+
+
+def test_tensorboard_gets_the_same_numbers_as_metrics_jsonl(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard package is not installed (pip install carousel[tensorboard])")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer(run_dir=tmp_path, steps=6, eval_every=3).fit()
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/grad_norm", "train/lr", "eval/valid/loss"} <= tags
+    train = [(r["step"], r["loss"]) for r in records if r["kind"] == "train"]
+    logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [s for s, _ in logged] == [s for s, _ in train]
+    assert [v for _, v in logged] == pytest.approx([v for _, v in train], rel=1e-6)
+    valid = [r["loss"] for r in records if r.get("split") == "valid"]
+    assert [e.value for e in events.Scalars("eval/valid/loss")] == pytest.approx(valid, rel=1e-6)

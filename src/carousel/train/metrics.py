@@ -32,9 +32,10 @@ class MetricsLog:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._tb is not None:
+            group = "/".join(str(record[k]) for k in ("kind", "split") if k in record) or "train"  # e.g. eval/valid
             for key, value in record.items():
-                if key not in ("step", "kind") and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._tb.add_scalar(f"{record.get('kind', 'train')}/{key}", value, record["step"])
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._tb.add_scalar(f"{group}/{key}", value, record["step"])
 
     def close(self) -> None:
         self._file.close()
