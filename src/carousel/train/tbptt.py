@@ -16,18 +16,21 @@ from torch import Tensor
 from .streams import Window
 
 
-def map_state(fn: Callable[[Tensor], Tensor], state: Any) -> Any:
-    """Apply ``fn`` to every tensor in a nested state (tuples, NamedTuples, lists, dicts, None)."""
+def map_state(fn: Callable[[Tensor], Tensor], state: Any, *, keep_others: bool = False) -> Any:
+    """Apply ``fn`` to every tensor in a nested state (tuples, NamedTuples, lists, dicts, None);
+    anything else is an error, or with ``keep_others`` passed through unchanged (a batch's labels)."""
     if state is None:
         return None
     if isinstance(state, Tensor):
         return fn(state)
     if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(map_state(fn, s) for s in state))
+        return type(state)(*(map_state(fn, s, keep_others=keep_others) for s in state))
     if isinstance(state, (tuple, list)):
-        return type(state)(map_state(fn, s) for s in state)
+        return type(state)(map_state(fn, s, keep_others=keep_others) for s in state)
     if isinstance(state, dict):
-        return {k: map_state(fn, v) for k, v in state.items()}
+        return {k: map_state(fn, v, keep_others=keep_others) for k, v in state.items()}
+    if keep_others:
+        return state
     raise TypeError(f"expected a recurrent state made of tensors, tuples, lists or dicts, got {type(state).__name__}")
 
 

@@ -35,20 +35,12 @@ from .metrics import MetricsLog, finite
 from .optim import build_optimizer, build_scheduler
 from .progress import ProgressBar
 from .task import StepOutput, Task
-from .tbptt import detach_state
+from .tbptt import detach_state, map_state
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
     """Move every tensor in a batch (tensors, tuples, NamedTuples, lists, dicts) to ``device``."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(to_device(v, device) for v in obj))
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(to_device(v, device) for v in obj)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    return obj
+    return map_state(lambda t: t.to(device), obj, keep_others=True)
 
 
 class Hook:
