@@ -79,3 +79,35 @@ def test_without_the_saved_state_resume_would_differ(tmp_path):
     resumed.state = None
     resumed.fit()
     assert resumed.history[0]["loss"] != whole.history[10]["loss"]
+
+
+def test_a_time_budget_goes_on_after_resume_with_what_was_left(tmp_path, monkeypatch):
+    import importlib
+    import time
+
+    trainer_module = importlib.import_module("carousel.train.trainer")
+    clock = {"now": 0.0}
+
+    class FakeTime:  # the trainer's clock; every step takes one second on it
+        monotonic = staticmethod(lambda: clock["now"])
+        perf_counter = staticmethod(time.perf_counter)
+
+    class Tick(Hook):
+        def on_step(self, trainer, record):
+            clock["now"] += 1.0
+
+    monkeypatch.setattr(trainer_module, "time", FakeTime)
+    cfg = dict(steps=10_000, minutes=20 / 60, lr=0.1, checkpoint_every=5, eval_every=1000)
+    whole = stream_trainer(tmp_path / "whole", hooks=[Tick()], **cfg)
+    whole.fit()
+    assert whole.step == 20 and "time budget" in whole.stop_reason
+    cut = stream_trainer(tmp_path / "cut", hooks=[Tick(), Interrupt(12)], **cfg)
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    _, meta = load_checkpoint(latest_checkpoint(tmp_path / "cut" / "checkpoints"))
+    assert meta["step"] == 10 and meta["trained_seconds"] == 10.0
+    resumed = stream_trainer(tmp_path / "cut", hooks=[Tick()], **cfg)
+    resumed.load(latest_checkpoint(tmp_path / "cut" / "checkpoints"))
+    resumed.fit()
+    assert resumed.step == 20  # 10 seconds were left, not a new budget of 20
+    assert [r["lr"] for r in resumed.history] == pytest.approx([r["lr"] for r in whole.history[10:]])

@@ -43,6 +43,7 @@ def save_trainer(trainer: "Trainer", path: Path, *, keep: int | None) -> Path | 
             "guard": trainer.guard.state_dict(),
             "best": trainer.best,
             "bad_evals": trainer.bad_evals,
+            "trained_seconds": trainer.elapsed(),
             "ranks": [],
         }
         for rank_tensors, rank_part in parts:
@@ -112,5 +113,6 @@ def load_trainer(trainer: "Trainer", path: Path, *, allow: Sequence[str]) -> Non
     trainer.guard.load_state_dict(meta["guard"])
     trainer.guard.last_checkpoint = str(path)
     trainer.step, trainer.best, trainer.bad_evals = int(meta["step"]), meta["best"], int(meta["bad_evals"])
+    trainer.trained_seconds = float(meta.get("trained_seconds", 0.0))  # absent in checkpoints of older runs
     rng = {k: v for k, v in tensors.items() if k.startswith(f"rank{r}/rng/")}
     trainer._restore_rng = lambda: set_rng_state(part["rng"], rng, prefix=f"rank{r}/rng")

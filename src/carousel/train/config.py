@@ -43,7 +43,7 @@ class TrainConfig:
     momentum: float = option(0.0, "momentum (sgd, rmsprop)")
     schedule: str = option("constant", "learning-rate schedule from torch.optim.lr_scheduler", choices=SCHEDULES)
     warmup: int = option(0, "steps of linear warm-up before the schedule")
-    minutes: float = option(0.0, "train for this much wall-clock time, the learning rate on a cosine from lr to 0 over it (0: off; needs schedule 'constant'; steps still caps the run; a resumed run starts a new budget)")
+    minutes: float = option(0.0, "train for this much wall-clock time, the learning rate on a cosine from lr to 0 over it (0: off; needs schedule 'constant'; steps still caps the run; a resumed run goes on with what was left)")
     clip_norm: float = option(1.0, "clip gradients to this global L2 norm (0: off)")
     clip_value: float = option(0.0, "clip every gradient element to [-v, v] (0: off)")
     max_nonfinite: int = option(5, "stop after this many non-finite steps in a row (each is skipped)")

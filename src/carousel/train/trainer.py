@@ -46,8 +46,6 @@ def to_device(obj: Any, device: torch.device) -> Any:
 class Hook:
     """Override any of these to watch or steer a run; ``trainer.stop(reason)`` ends it after the step."""
 
-    def on_start(self, trainer: "Trainer") -> None: ...
-
     def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
 
     def on_eval(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
@@ -58,24 +56,22 @@ class Hook:
 
 
 class TimeBudget(Hook):
-    """Train for ``seconds`` of wall time: the learning rate follows a cosine from ``lr`` to 0 over
-    that time, ``lr_t = lr * (1 + cos(pi * elapsed / seconds)) / 2``, then the run stops (and the
-    trainer evaluates and checkpoints as at any end). Use with ``schedule="constant"`` and a large
-    ``steps``. ``report(elapsed, record)`` is called after every step (a progress bar, say).
-    The schedule follows the clock, so such a run is not reproducible step for step.
+    """Train for ``seconds`` of training time: the learning rate follows a cosine from ``lr`` to 0
+    over that time, ``lr_t = lr * (1 + cos(pi * elapsed / seconds)) / 2``, then the run stops (and
+    the trainer evaluates and checkpoints as at any end). ``elapsed`` is ``trainer.elapsed()``,
+    which checkpoints keep, so a resumed run goes on with the budget it had left. Use with
+    ``schedule="constant"`` and a large ``steps``. ``report(elapsed, record)`` is called after every
+    step (a progress bar, say). The schedule follows the clock, so such a run is not reproducible
+    step for step.
     """
 
     def __init__(self, seconds: float, lr: float, report: Any = None) -> None:
         if not seconds > 0:
             raise ValueError(f"expected a time budget > 0 seconds, got {seconds}")
         self.seconds, self.lr, self.report = float(seconds), float(lr), report
-        self.start = time.monotonic()
-
-    def on_start(self, trainer: "Trainer") -> None:
-        self.start = time.monotonic()  # the clock runs from the first step, not from building the model
 
     def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None:
-        elapsed = time.monotonic() - self.start
+        elapsed = trainer.elapsed()
         for group in trainer.optimizer.param_groups:
             group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, elapsed / self.seconds)))
         if self.report is not None:
@@ -116,6 +112,8 @@ class Trainer:
         self.batches = task.train_batches(config.batch_size, self.shard, config.seed)
         self.guard = NonFiniteGuard(config.max_nonfinite)
         self.step, self.state, self.best, self.bad_evals = 0, None, None, 0
+        self.trained_seconds = 0.0  # wall time of earlier fits of this run (restored from checkpoints)
+        self._fit_started: float | None = None
         self.stop_reason: str | None = None
         self.history: list[dict[str, Any]] = []
         self._metrics: MetricsLog | None = None
@@ -140,6 +138,11 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
 
+    def elapsed(self) -> float:
+        """Seconds this run has trained, earlier (resumed) parts included."""
+        now = 0.0 if self._fit_started is None else time.monotonic() - self._fit_started
+        return self.trained_seconds + now
+
     def stop(self, reason: str) -> None:
         """Ask the loop to end after the current step (a checkpoint is written first)."""
         self.stop_reason = reason
@@ -154,8 +157,7 @@ class Trainer:
         if self.run_dir is not None and self.is_main:
             self._metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         saved_at = -1
-        for hook in self.hooks:
-            hook.on_start(self)
+        self._fit_started = time.monotonic()
         try:
             with ProgressBar(cfg.steps, self.step, unit=self.task.unit, enabled=cfg.progress and self.is_main) as bar:
                 while self.step < cfg.steps and self.stop_reason is None:
@@ -170,6 +172,7 @@ class Trainer:
             if saved_at != self.step:
                 self.save()
         finally:
+            self.trained_seconds, self._fit_started = self.elapsed(), None
             if self._metrics is not None:
                 self._metrics.close()
                 self._metrics = None
