@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from train_toys import ToyStream, ToyStreamOptions  # noqa: E402
 
-from carousel.train import TrainConfig, Trainer  # noqa: E402
+from carousel.train import Hook, TrainConfig, Trainer, latest_checkpoint  # noqa: E402
 from carousel.train.tasks.adding import AddingOptions, AddingTask  # noqa: E402
 
 CONFIG = dict(steps=3, batch_size=8, optimizer="sgd", lr=0.5, momentum=0.9, progress=False, eval_every=2, checkpoint_every=2, device="cpu")
@@ -30,6 +30,24 @@ def train(name: str, run_dir: Path | None) -> Trainer:
     return trainer
 
 
+class Interrupt(Hook):
+    def on_step(self, trainer, record):
+        if trainer.step == 3:  # after the checkpoint of step 2, before that of step 3
+            raise KeyboardInterrupt
+
+
+def interrupted_and_resumed(name: str, run_dir: Path) -> Trainer:
+    """The run of ``train``, interrupted at step 3 on every rank, then resumed from step 2."""
+    try:
+        Trainer(TASKS[name](), TrainConfig(**CONFIG), run_dir=run_dir, hooks=[Interrupt()]).fit()
+    except KeyboardInterrupt:
+        pass
+    trainer = Trainer(TASKS[name](), TrainConfig(**CONFIG), run_dir=run_dir)
+    trainer.load(latest_checkpoint(run_dir / "checkpoints"))
+    trainer.fit()
+    return trainer
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     out = Path(sys.argv[1])
@@ -38,3 +56,6 @@ if __name__ == "__main__":
         r = t.shard.rank
         save_file({k: v.contiguous() for k, v in t.model.state_dict().items()}, str(out / f"{name}-rank{r}.safetensors"))
         (out / f"{name}-rank{r}.json").write_text(json.dumps({"world": t.shard.world_size, "losses": [h["loss"] for h in t.history]}))
+    t = interrupted_and_resumed("stream", out / "run-stream-resumed")
+    save_file({k: v.contiguous() for k, v in t.model.state_dict().items()}, str(out / f"resumed-rank{t.shard.rank}.safetensors"))
+    (out / f"resumed-rank{t.shard.rank}.json").write_text(json.dumps({"from": t.history[0]["step"], "losses": [h["loss"] for h in t.history]}))

@@ -60,3 +60,15 @@ def test_rank_zero_writes_one_checkpoint_with_every_rank_state(two_processes):
     # each rank carries the state of its own streams: they differ
     k0 = sorted(k for k in states if k.startswith("rank0/"))[0]
     assert not torch.equal(tensors[k0], tensors[k0.replace("rank0/", "rank1/", 1)])
+
+
+def test_a_run_resumed_under_torchrun_equals_the_uninterrupted_run(two_processes):
+    # each rank restores its own data position, carried TBPTT state and generators from rank 0's file
+    for r in range(2):
+        whole = load_file(str(two_processes / f"stream-rank{r}.safetensors"))
+        resumed = load_file(str(two_processes / f"resumed-rank{r}.safetensors"))
+        for key in whole:
+            assert torch.equal(resumed[key], whole[key]), (r, key)
+        log = json.loads((two_processes / f"resumed-rank{r}.json").read_text())
+        full = json.loads((two_processes / f"stream-rank{r}.json").read_text())
+        assert log["from"] == 3 and log["losses"] == full["losses"][2:]
