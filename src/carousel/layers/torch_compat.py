@@ -116,7 +116,8 @@ class _TorchCompatible(nn.Module):
                 )
             batch = input.shape[0 if self.batch_first else 1]
             like = input
-        mode = self._fused_stack_mode(like)
+        cells = self.cells()
+        mode = self._fused_stack_mode(like, cells)
         if mode is not None:  # the whole stack in one kernel call, as torch.nn runs it
             if isinstance(input, PackedSequence):
                 check_sequence_input(input.data.unsqueeze(0), self.input_size, what="packed input")
@@ -124,7 +125,7 @@ class _TorchCompatible(nn.Module):
                 check_sequence_input(input, self.input_size, batch_first=self.batch_first)
             h0 = None if hx is None else self._hidden_tensors(hx, batch, unbatched)
             out, h_n = run_fused_stack(
-                mode, self.cells(), input, h0,
+                mode, cells, input, h0,
                 num_layers=self.num_layers, bidirectional=self.bidirectional, batch_first=self.batch_first,
             )
         else:
@@ -146,7 +147,7 @@ class _TorchCompatible(nn.Module):
     def _unpack_hidden(self, hx: Any) -> tuple[Tensor, ...]:
         return (hx,)
 
-    def _fused_stack_mode(self, like: Tensor) -> str | None:
+    def _fused_stack_mode(self, like: Tensor, cells: list[Cell] | None = None) -> str | None:
         """The kernel that can run the whole stack at once, or None (then each layer runs on its own).
 
         Only a plain stack qualifies: no residual or input-skip connections and no dropout drawn
@@ -156,7 +157,7 @@ class _TorchCompatible(nn.Module):
             return None
         if self.stack.dropout > 0 and self.stack.drop.training:  # the stack's own module: MC dropout turns on only it
             return None
-        return stack_fused_mode(self.cells(), like)
+        return stack_fused_mode(self.cells() if cells is None else cells, like)
 
     def _hidden_tensors(self, hx: Any, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
         """The initial state fields, each checked to be (L*D, B, F) (unbatched ones get B = 1)."""
