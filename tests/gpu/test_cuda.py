@@ -112,3 +112,25 @@ def test_a_charlm_run_trains_and_checkpoints_on_cuda(tmp_path):
     assert summary["best"] < 1.0
     again = evaluate_run(tmp_path / "run", split="valid")["splits"]["valid"]["bpc"]
     assert again == pytest.approx(summary["best"], rel=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_drop_ins_moved_to_cuda_keep_their_weights_in_one_buffer(kind):
+    torch.manual_seed(0)
+    layer = getattr(C, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True).to(CUDA)
+    theirs = getattr(nn, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True).to(CUDA)
+    theirs.load_state_dict(layer.state_dict())
+
+    def buffers():
+        return {p.untyped_storage().data_ptr() for p in layer.parameters()}
+
+    assert len(buffers()) == 1  # cuDNN's layout: no copy of the weights at each call
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    x = torch.randn(3, 5, 6, device=CUDA)
+    layer(x)[0].sum().backward()
+    optimizer.step()
+    assert len(buffers()) == 1  # a step updates the parameters where they are
+    theirs.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x)[0], theirs(x)[0], rtol=1e-4, atol=1e-5)
+    wd = C.weight_drop(getattr(C, kind)(6, 8, batch_first=True), p=0.5).to(CUDA)  # computed weights: left alone
+    assert wd(x)[0].shape == (3, 5, 8)

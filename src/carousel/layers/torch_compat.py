@@ -15,18 +15,22 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import check_sequence_input, check_size, shape_str
 from ..cells import ElmanCell, GRUCell, LSTMCell
 from ..cells.base import Cell
-from ..run.fused import run_fused_stack, stack_fused_mode
+from ..run.fused import fused_weights, run_fused_stack, stack_fused_mode
 from .bidirectional import Bidirectional
 from .deep import Deep
 from .recurrent import Recurrent
 
 _INTERNAL = re.compile(r"^stack\.layers\.(\d+)\.(?:(forward_layer|backward_layer)\.)?cell\.([^.]+)(\..+)?$")
 _TORCH = re.compile(r"^([A-Za-z_]+?)_l(\d+)(_reverse)?(\..+)?$")
+
+
+_CUDNN_MODES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}
 
 
 class _TorchCompatible(nn.Module):
@@ -98,7 +102,34 @@ class _TorchCompatible(nn.Module):
                 raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
 
     def flatten_parameters(self) -> None:
-        """Accepted for torch.nn compatibility; carousel keeps no flat weight buffer."""
+        """On a GPU, lay the weights of a plain stack out in one buffer in cuDNN's order, as
+        torch.nn does, so that no call has to copy them (called after every move, like torch's).
+        Elsewhere nothing happens: on the CPU, for computed weights (DropConnect, an orthogonal
+        map: they are new tensors at every call) and for cells no fused kernel computes."""
+        cells = self.cells()
+        if not cells or any(parametrize.is_parametrized(c) for c in cells):
+            return
+        weights = [w for c in cells for w in fused_weights(c)]
+        first = weights[0]
+        if not first.is_cuda or not torch.backends.cudnn.is_acceptable(first):
+            return
+        mode = stack_fused_mode(cells, first)
+        if mode is None or any(not isinstance(w, nn.Parameter) or w.dtype != first.dtype or w.device != first.device for w in weights):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights) or not torch._use_cudnn_rnn_flatten_weight():
+            return  # shared weights, or a build without the flat layout
+        from torch.backends.cudnn import rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():  # the parameters become views of one new buffer
+            torch._cudnn_rnn_flatten_weight(
+                weights, len(fused_weights(cells[0])), self.input_size, rnn.get_cudnn_mode(_CUDNN_MODES[mode]),
+                self.hidden_size, getattr(self, "proj_size", 0), self.num_layers, self.batch_first, self.bidirectional,
+            )
+
+    def _apply(self, fn, recurse: bool = True):
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return result
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, input: Tensor | PackedSequence, hx: Any = None):
