@@ -51,12 +51,18 @@ def test_every_backend_on_cuda_equals_the_reference_loop_in_float64(name):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9)
 
 
-@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
-def test_drop_ins_match_cudnn_with_packing_two_layers_bidirectional(kind):
+def _drop_in_and_torch(kind):
+    """A two-layer bidirectional carousel drop-in and the torch.nn module, with the same weights, on CUDA."""
     torch.manual_seed(0)
     theirs = getattr(nn, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True).to(CUDA)
     ours = getattr(C, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True).to(CUDA)
     ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_drop_ins_match_cudnn_with_packing_two_layers_bidirectional(kind):
+    ours, theirs = _drop_in_and_torch(kind)
     x = torch.randn(5, 11, 6, device=CUDA)
     lengths = torch.tensor([11, 4, 9, 1, 6])
     outs = []
@@ -116,10 +122,7 @@ def test_a_charlm_run_trains_and_checkpoints_on_cuda(tmp_path):
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
 def test_drop_ins_moved_to_cuda_keep_their_weights_in_one_buffer(kind):
-    torch.manual_seed(0)
-    layer = getattr(C, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True).to(CUDA)
-    theirs = getattr(nn, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True).to(CUDA)
-    theirs.load_state_dict(layer.state_dict())
+    layer, theirs = _drop_in_and_torch(kind)  # loading torch's weights keeps the buffer (copies in place)
 
     def buffers():
         return {p.untyped_storage().data_ptr() for p in layer.parameters()}
