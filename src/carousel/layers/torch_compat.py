@@ -107,7 +107,7 @@ class _TorchCompatible(nn.Module):
         Elsewhere nothing happens: on the CPU, for computed weights (DropConnect, an orthogonal
         map: they are new tensors at every call) and for cells no fused kernel computes."""
         cells = self.cells()
-        if not cells or any(parametrize.is_parametrized(c) for c in cells):
+        if any(parametrize.is_parametrized(c) for c in cells):
             return
         weights = [w for c in cells for w in fused_weights(c)]
         first = weights[0]

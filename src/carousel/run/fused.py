@@ -78,9 +78,9 @@ def fused_call(
     flags = (has_biases, num_layers, dropout, train, bidirectional) + ((batch_first,) if batch_sizes is None else ())
     if x.is_cuda:
         with warnings.catch_warnings():
-            # cuDNN copies separate weight tensors into its own layout at every call and says so
-            # each time; carousel's weights are separate parameters (often computed: DropConnect,
-            # an orthogonal map), so the copy is expected. Its cost is in the README's GPU table.
+            # cuDNN copies weights that are not one buffer in its layout at every call, and says
+            # so each time. The drop-ins keep theirs in one (flatten_parameters); computed weights
+            # (DropConnect, an orthogonal map) and single Recurrent layers take the copy.
             warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
             result = kernel(*args, list(weights), *flags)
     else:
