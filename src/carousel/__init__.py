@@ -1,8 +1,8 @@
 """carousel: recurrent neural networks and their gradient problems, on PyTorch.
 
 A network is three things kept apart: the *cell* (one time step, ``carousel.cells``), the
-*runner* (how the cell meets time, ``carousel.run``) and the *layer* (what is built around it,
-``carousel.layers``). Nothing heavy is imported here.
+*runner* (how the cell meets time, ``carousel.runners``; ``carousel.run`` runs a cell) and the
+*layer* (what is built around it, ``carousel.layers``). Nothing heavy is imported here.
 """
 
 from .cells import (
@@ -17,22 +17,22 @@ from .cells import (
     LSTMState,
     MinGRUCell,
     MinLSTMCell,
+    MinLSTMState,
     OrthogonalCell,
 )
-from .layers import GRU, LSTM, RNN, Bidirectional, Deep, Recurrent, SequenceLayer
+from .layers import GRU, LSTM, RNN, Bidirectional, Deep, Recurrent, SequenceLayer, add_variational_dropout
 from .regularize import (
     EmbeddingDropout,
     RecurrentDropout,
     VariationalDropout,
     WeightDrop,
     Zoneout,
-    add_variational_dropout,
     hold_masks,
     mc_dropout,
     remove_weight_drop,
     weight_drop,
 )
-from .run import run
+from .runners import run
 
 __version__ = "0.1.0"
 
@@ -41,6 +41,7 @@ __all__ = [
     "ElmanState",
     "LSTMState",
     "GRUState",
+    "MinLSTMState",
     "ElmanCell",
     "IRNNCell",
     "LSTMCell",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Sequence
 
 import torch
@@ -58,10 +59,12 @@ def check_lengths(lengths: object, batch_size: int, max_len: int) -> Tensor | No
     return lengths
 
 
-def check_probability(p: float, name: str = "p") -> float:
-    """A dropout-like rate in [0, 1)."""
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not (0.0 <= float(p) < 1.0):
-        raise ValueError(f"expected {name} in [0, 1), got {p!r}")
+def check_rate(p: object, name: str = "p", *, allow_one: bool = False) -> float:
+    """A rate in [0, 1) (a dropout probability) or in [0, 1] with ``allow_one`` (zoneout may freeze a unit)."""
+    ok = isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= float(p) <= 1.0
+    if not ok or (not allow_one and float(p) == 1.0):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"expected {name} in {interval}, got {p!r}")
     return float(p)
 
 
@@ -75,3 +78,10 @@ def check_size(value: object, name: str, *, minimum: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"expected {name} to be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def unknown_message(what: str, given: str, valid: Sequence[str]) -> str:
+    """``unknown cell 'lsmt' (did you mean 'lstm'?); valid: lstm, gru, ...``: a name that is not one of ``valid``."""
+    close = difflib.get_close_matches(given.replace("-", "_"), list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {given!r}{hint}; valid: {', '.join(valid)}"

@@ -9,17 +9,21 @@ import pytest
 from typer.testing import CliRunner
 
 from carousel.cli import app
-from carousel.train import cell_names, read_metrics, task_names
+from carousel.cells import cell_names
+from carousel.train import read_metrics, task_names
 from carousel.train.config import TrainConfig
 
 TINY = ["--length", "5", "--hidden", "8", "--batch-size", "4", "--eval-size", "20", "--no-progress"]
+
+
+BOX = str.maketrans("", "", "│╭╮╰╯─")  # the frame rich draws around typer's usage errors
 
 
 def invoke(*args: str):
     result = CliRunner().invoke(app, list(args))
     text = result.output + (result.stderr if hasattr(result, "stderr") and result.stderr_bytes is not None else "")
     assert "Traceback" not in text
-    return result.exit_code, " ".join(text.split())  # rich wraps long lines; compare words
+    return result.exit_code, " ".join(text.translate(BOX).split())  # rich wraps long lines; compare words
 
 
 def test_root_help_lists_every_task_cell_and_option():
@@ -32,35 +36,49 @@ def test_root_help_lists_every_task_cell_and_option():
     assert "--length" in text and "--cell" in text  # the adding task's options
 
 
-def test_task_help_shows_defaults_and_choices():
+def test_task_help_shows_defaults_and_choices(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps the help table to the terminal's width
     code, text = invoke("train", "adding", "--help")
     assert code == 0
-    assert "--hidden" in text and "hidden units per layer" in text and "--clip-norm" in text
-    assert "[lstm, lstm1997, gru" in text
+    assert "--hidden" in text and "hidden units per layer [default: 64]" in text and "--clip-norm" in text
+    assert "<lstm|lstm1997|gru|" in text.replace(" ", "") and "--progress --no-progress" in text
+    assert "lstm1997 (LSTM without forget gate" in text  # the cells, with what each is
 
 
 @pytest.mark.parametrize(
     "args,expected",
-    [
-        (["train", "addng"], "unknown task 'addng' (did you mean 'adding'?); valid: adding"),
-        (["train", "adding", "--hiden", "3"], "unknown option --hiden for task 'adding' (did you mean --hidden?); task options: --length"),
-        (["train", "adding", "--cell", "lsmt"], "unknown cell 'lsmt'; expected one of: lstm, lstm1997, gru"),
-        (["train", "adding", "--optimizer", "adamm"], "unknown optimizer 'adamm'; expected one of: adam, adamw"),
-        (["train", "adding", "--steps", "many"], "expected an integer for steps, got 'many'"),
-        (["train", "adding", "--steps", "0"], "expected steps to be an integer >= 1, got 0"),
-        (["train", "adding", "--lr"], "--lr needs a value"),
-        (["train", "adding", "stray"], "unexpected argument 'stray'"),
-        (["train"], "no task given; valid tasks: adding"),
-        (["train", "--config", "missing.toml"], "config file missing.toml does not exist"),
-        (["resume", "nowhere"], "nowhere is not a run directory (no config.json)"),
-        (["eval", "nowhere"], "nowhere is not a run directory (no config.json)"),
+    [  # the library's own checks
+        (["train", "addng"], "Error: unknown task 'addng' (did you mean 'adding'?); valid: adding"),
+        (["train", "adding", "--steps", "0"], "Error: expected steps to be an integer >= 1, got 0"),
+        (["train"], "Error: no task given; valid tasks: adding"),
+        (["train", "--config", "missing.toml"], "Error: config file missing.toml does not exist"),
+        (["train", "--steps", "3"], "Error: no task given"),
+        (["resume", "nowhere"], "Error: nowhere is not a run directory (no config.json)"),
+        (["eval", "nowhere"], "Error: nowhere is not a run directory (no config.json)"),
+        # typer's, from the options' declarations: names, types and choices
+        (["train", "adding", "--hiden", "3"], "No such option: --hiden (Possible options: --help, --hidden)"),
+        (["train", "adding", "--cell", "lsmt"], "Invalid value for '--cell': Value error, 'lsmt' is not one of 'lstm', 'lstm1997', 'gru'"),
+        (["train", "adding", "--optimizer", "adamm"], "'adamm' is not one of 'adam', 'adamw', 'sgd', 'rmsprop', 'adagrad'"),
+        (["train", "adding", "--steps", "many"], "Invalid value for '--steps': Input should be a valid integer"),
+        (["train", "adding", "--lr"], "Option '--lr' requires an argument"),
+        (["train", "adding", "stray"], "Got unexpected extra argument(s) (stray)"),
     ],
 )
 def test_user_mistakes_get_one_plain_error(args, expected, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, text = invoke(*args)
     assert code == 2
-    assert "Error: " + expected in text
+    assert expected in text
+
+
+def test_options_reach_the_run_with_their_types(tmp_path):
+    run = tmp_path / "run"
+    code, text = invoke("train", "copying", "--cell", "gru", "--length", "4", "--steps", "2", "--lr", "0.02",
+                        "--clip-norm", "0", "--run-dir", str(run), *TINY[2:])
+    assert code == 0, text
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["options"] == {**recorded["options"], "cell": "gru", "length": 4, "hidden": 8, "eval_size": 20}
+    assert recorded["train"]["lr"] == 0.02 and recorded["train"]["clip_norm"] == 0.0 and recorded["train"]["progress"] is False
 
 
 def test_config_file_errors(tmp_path):

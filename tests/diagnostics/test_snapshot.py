@@ -1,4 +1,4 @@
-"""Snapshots: what diagnose records, the JSON round trip, the history file, the trainer hook, the plots."""
+"""Snapshots: what diagnose records, the JSON round trip, the history file, the plots."""
 
 import json
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import carousel as C
-from carousel.diagnostics import DiagnosticsHook, Snapshot, append_snapshot, diagnose, gradient_flow, load_history
+from carousel.diagnostics import Snapshot, append_snapshot, diagnose, gradient_flow, load_history
 
 
 class Model(torch.nn.Module):
@@ -62,48 +62,6 @@ def test_json_round_trip_and_history(tmp_path):
     assert [s.step for s in history] == [0, 10] and history[0] == first and history[1] == again
     with pytest.raises(FileNotFoundError, match="diagnostics history"):
         load_history(tmp_path / "missing")
-
-
-class FakeTask:
-    """The two methods of a carousel.train.Task the hook uses."""
-
-    def __init__(self):
-        self.drawn = []
-
-    def train_batches(self, batch_size, shard, seed):
-        self.drawn.append((batch_size, shard.rank, seed))
-        g = torch.Generator().manual_seed(seed)
-        return iter([(torch.randn(batch_size, 5, 2, generator=g), torch.randn(batch_size, 1, generator=g))])
-
-    def step(self, model, batch, state):
-        from carousel.train.task import StepOutput
-
-        return StepOutput(F.mse_loss(model(batch[0]), batch[1]))
-
-
-class FakeTrainer:
-    def __init__(self, run_dir):
-        torch.manual_seed(1)
-        self.model, self.task, self.step, self.run_dir = Model(), FakeTask(), 0, run_dir
-
-
-def test_hook_records_periodically(tmp_path):
-    trainer = FakeTrainer(tmp_path)
-    hook = DiagnosticsHook(every=3, batch_size=4, max_lag=2)
-    for step in range(1, 8):
-        trainer.step = step
-        hook.on_step(trainer, {})
-        with torch.no_grad():
-            trainer.model.head.weight.mul_(1.5)  # training changes the model
-    hook.on_end(trainer)
-    assert [s.step for s in hook.snapshots] == [1, 3, 6, 7]
-    assert trainer.task.drawn == [(4, 0, trainer.task.drawn[0][2])]  # one fixed batch, drawn once
-    assert load_history(tmp_path) == hook.snapshots
-    # the head grew by 1.5 per step: the gradient at the last step grows with it
-    g = [s.layers["rnn"].grad_by_lag()[0] for s in hook.snapshots]
-    assert g[1] > g[0] and g[2] > g[1]
-    with pytest.raises(ValueError, match="every"):
-        DiagnosticsHook(every=0)
 
 
 def test_plots_hold_the_snapshot_numbers(tmp_path):

@@ -64,8 +64,8 @@ def test_parity_with_torch(mode, num_layers, bidirectional, batch_first, how):
             out, state = module(packed, hx)
             out = pad_packed_sequence(out, batch_first=batch_first, total_length=T)[0]
         elif how == "lengths":  # carousel's own layers take lengths with padded tensors
-            out, final = module.stack(inp, module._split_state(hx, B, False), lengths)
-            state = module._pack_hidden(module._join_state(final, inp))
+            out, final = module.stack(inp, module.split_hidden(hx, B), lengths)
+            state = module._pack_hidden(module.join_hidden(final))
         else:
             out, state = module(inp, hx)
         loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=D)).sum()

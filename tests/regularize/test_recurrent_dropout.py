@@ -6,7 +6,7 @@ from cell_zoo import make_cell, random_state
 
 import carousel as C
 from carousel.regularize import RecurrentDropout, Zoneout, hold_masks
-from carousel.run import resolve_backend
+from carousel.runners import resolve_backend
 
 
 def reference(cell, x, state, mask):
@@ -27,7 +27,8 @@ def test_training_run_matches_a_loop_with_one_fixed_mask(cell_name):
     torch.manual_seed(10)
     out, final = C.run(rd, x, s0)
     torch.manual_seed(10)
-    mask = rd.draw_mask(5, s0[0])
+    rd.new_sequence()
+    mask = rd.recurrent_mask(5, s0[0])
     ref_out, ref_final = reference(cell, x, s0, mask)
     torch.testing.assert_close(out, ref_out)
     for a, b in zip(final, ref_final):
@@ -45,7 +46,7 @@ def test_evaluation_is_the_plain_cell_and_deterministic(cell_name):
     ref_out, ref_final = C.run(cell, x, s0, backend="reference")
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(C.run(rd, x, s0)[0], out, rtol=0, atol=0)
-    assert rd.draw_mask(4, x) is None and rd.sequence_mask(4, x) is None
+    assert rd.recurrent_mask(4, x) is None
 
 
 def test_the_recurrence_sees_the_same_mask_at_every_step():
@@ -74,7 +75,7 @@ def test_mask_keeps_the_expected_activation():
     rd = RecurrentDropout(C.LSTMCell(2, 16), 0.25)
     torch.manual_seed(1)
     like = torch.empty(0, dtype=torch.float64)
-    masks = rd.draw_mask(20000, like)  # (20000, 16)
+    masks = rd.recurrent_mask(20000, like)  # (20000, 16)
     se = (0.25 / 0.75 / 20000) ** 0.5
     assert (masks.mean(0) - 1).abs().max() < 5 * se
     assert set(masks.unique().tolist()) == {0.0, 4.0 / 3.0}
@@ -96,11 +97,11 @@ def test_each_run_is_a_new_sequence_and_sequence_mask_is_the_one_used():
     x = torch.randn(3, 4, 3, dtype=torch.float64)
     torch.manual_seed(5)
     out, _ = C.run(rd, x)
-    m_used = rd.sequence_mask(3, x)  # the run's mask, still current after it
+    m_used = rd.recurrent_mask(3, x)  # the run's mask, still current after it
     ref, _ = reference(rd.cell, x, rd.cell.initial_state(3, dtype=torch.float64), m_used)
     torch.testing.assert_close(out, ref)
     rd.project(x)  # a new sequence
-    assert not torch.equal(rd.sequence_mask(3, x), m_used)
+    assert not torch.equal(rd.recurrent_mask(3, x), m_used)
 
 
 @pytest.mark.parametrize("cell_name", ["lstm", "gru", "lstm_proj", "elman_tanh"])
@@ -155,13 +156,13 @@ def test_gradcheck_float64(cell_name):
     torch.manual_seed(9)
     with hold_masks(rd):  # one mask for every evaluation gradcheck makes
         assert torch.autograd.gradcheck(f, (x, h0))
-        assert bool((rd.sequence_mask(2, x) == 0).any()), "pick a seed whose mask drops a unit"
+        assert bool((rd.recurrent_mask(2, x) == 0).any()), "pick a seed whose mask drops a unit"
 
 
 def test_fused_serves_evaluation_and_the_loop_serves_training():
     rd = RecurrentDropout(C.LSTMCell(3, 4), 0.3)
     x = torch.randn(2, 5, 3)
-    assert resolve_backend(rd, x).name == "loop"
+    assert resolve_backend(rd, x).name == "explicit"
     with pytest.raises(ValueError, match=r"fused cannot run RecurrentDropout\(LSTMCell\) in training mode"):
         C.run(rd, x, backend="fused")
     rd.eval()

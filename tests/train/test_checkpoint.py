@@ -21,8 +21,8 @@ from carousel.train import (
     load_checkpoint,
     save_checkpoint,
 )
-from carousel.train.checkpoint import step_path
-from carousel.train.checkpointing import load_model_weights
+from carousel.train.checkpoint_file import step_path
+from carousel.train.trainer_checkpoint import load_model_weights
 from carousel.train.tasks.adding import AddingOptions, AddingTask
 
 
@@ -84,18 +84,18 @@ def test_corrupt_files_are_refused_with_a_clear_error(tmp_path):
 CRASH = textwrap.dedent(
     """
     import os, sys
-    import carousel.train.checkpoint as ck
     from carousel.train import build_config, train_run
 
-    real = ck._write
+    real_fsync = os.fsync
 
-    def crash_in_step_4(f, data):
-        if os.path.basename(f.name).startswith(".step-00000004"):  # die half-way through step 4's bytes
-            f.write(data[: len(data) // 2]); f.flush()
+    def crash_in_step_4(fd):
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith(".step-00000004"):  # die with half of step 4's bytes on disk, before the rename
+            os.ftruncate(fd, os.fstat(fd).st_size // 2)
             os._exit(17)
-        real(f, data)
+        real_fsync(fd)
 
-    ck._write = crash_in_step_4
+    os.fsync = crash_in_step_4
     cfg = build_config("adding", dict(steps=6, length=6, hidden=8, batch_size=4, eval_every=100,
                                       checkpoint_every=2, progress=False, keep=5))
     train_run(cfg, sys.argv[1])

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from carousel.cli import app
 from carousel.data.tasks import synthetic_task
-from carousel.diagnostics import DiagnosticsHook, load_history
+from carousel.diagnostics import load_history
+from carousel.train import DiagnosticsHook
 from carousel.train import Trainer, TrainConfig, build_config, get_task, train_run
 from carousel.train.tasks.memory import VALID_SEED
 

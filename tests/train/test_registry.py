@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from carousel import Deep, Recurrent
+from carousel.models import RecurrentModel
 from carousel.train import (
-    RecurrentModel,
     SeededBatches,
     Shard,
     ShuffledBatches,

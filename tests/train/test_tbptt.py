@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from carousel.train import RecurrentModel, Shard, StreamBatches, Streams, run_window
+from carousel.models import RecurrentModel
+from carousel.train import Shard, StreamBatches, Streams, run_window
 
 B, L, F, O = 3, 24, 3, 2
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from carousel.models import RecurrentModel
 from carousel.train import (
-    RecurrentModel,
     StepOutput,
     StreamBatches,
     StreamOptions,

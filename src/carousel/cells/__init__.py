@@ -1,18 +1,22 @@
-"""Recurrent cells: the math of one time step (see ``Cell``)."""
+"""Recurrent cells: the math of one time step (see ``Cell``), their initialisations and the cell registry."""
 
+from ..state import ElmanState, GRUState, LSTMState, MinLSTMState
 from .antisymmetric import AntisymmetricCell, AntisymmetricMatrix
 from .base import Cell
-from .elman import ElmanCell, ElmanState, IRNNCell
-from .gru import GRUCell, GRUState
-from .lstm import LSTMCell, LSTMState
+from .elman import ElmanCell, IRNNCell
+from .gru import GRUCell
+from .init import henaff_rotations, set_spectral_radius_, uniform_init_
+from .lstm import LSTMCell
 from .minimal import MinGRUCell, MinLSTMCell
 from .orthogonal import OrthogonalCell
+from .registry import cell_names, cell_summary, make_cell, register_cell
 
 __all__ = [
     "Cell",
     "ElmanState",
     "LSTMState",
     "GRUState",
+    "MinLSTMState",
     "ElmanCell",
     "IRNNCell",
     "LSTMCell",
@@ -22,4 +26,11 @@ __all__ = [
     "OrthogonalCell",
     "MinGRUCell",
     "MinLSTMCell",
+    "uniform_init_",
+    "set_spectral_radius_",
+    "henaff_rotations",
+    "make_cell",
+    "cell_names",
+    "cell_summary",
+    "register_cell",
 ]

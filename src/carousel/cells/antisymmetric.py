@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from ..state import ElmanState
 from .base import Cell
-from .elman import ElmanState
 
 
 class AntisymmetricMatrix(nn.Module):

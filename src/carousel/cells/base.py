@@ -1,13 +1,12 @@
 """The cell contract: the math of one time step, and nothing about time.
 
 A cell turns the input of every time step into gate pre-activations in one matrix product
-(``project``), then advances its state one step at a time (``step``). Runners (``carousel.run``)
+(``project``), then advances its state one step at a time (``step``). Runners (``carousel.runners``)
 decide how the steps meet time; layers (``carousel.layers``) decide what is built around them.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import torch
@@ -21,8 +20,9 @@ class Cell(nn.Module):
 
     Subclasses set ``state_type`` (a ``NamedTuple`` whose first field is ``h``), define
     ``project`` and ``step``, and may override ``state_sizes`` when a field is not ``hidden_size``
-    wide (an LSTM with a projection). Cells whose recurrence is linear in ``h`` also define
-    ``coefficients(px) -> (a, b)`` with ``h_t = a_t * h_{t-1} + b_t``.
+    wide (an LSTM with a projection). What a runner may ask a cell (a fused kernel, an explicit
+    step, a mask on ``h_{t-1}``, scan coefficients, gates) is declared below with a default that
+    offers nothing; a cell that offers more overrides it.
     """
 
     state_type: type = NamedTuple  # replaced by every subclass
@@ -67,9 +67,9 @@ class Cell(nn.Module):
         state = self.check_state(state, x_t.shape[0], like=x_t)
         return self.step(self.project(x_t), state)
 
-    # ---- fast paths ----------------------------------------------------------------------------
+    # ---- what runners ask (``carousel.runners``); each default says "not offered" -------------
     def fused_mode(self) -> tuple[str | None, str | None]:
-        """The torch fused kernel that computes exactly this cell, for ``carousel.run``'s fused backend.
+        """The torch fused kernel that computes exactly this cell, for the ``"fused"`` backend.
 
         Returns ``(mode, None)`` with ``mode`` one of ``"lstm"``, ``"gru"``, ``"rnn_tanh"``,
         ``"rnn_relu"`` (the kernel then reads the torch-named parameters ``weight_ih``,
@@ -77,6 +77,51 @@ class Cell(nn.Module):
         ``(None, reason)`` saying in plain words why no kernel computes this cell.
         """
         return None, f"fused needs an Elman, LSTM or GRU cell in torch's form; {self.kind} is none of these"
+
+    def fused_weights(self) -> list[Tensor]:
+        """The tensors the kernel of ``fused_mode`` reads, in its order: ``weight_ih, weight_hh[,
+        bias_ih, bias_hh][, weight_hr]``. Call inside ``parametrize.cached()`` so that a computed
+        weight is evaluated once."""
+        raise NotImplementedError(self.fused_mode()[1])
+
+    def explicit_step(self) -> Any:
+        """The step with its derivative written out, for the ``"explicit"`` backend, or None.
+
+        An object with ``tensors``, ``begin``, ``forward``, ``backward`` and ``finish`` (the protocol
+        is in ``carousel.runners.explicit``); read inside ``parametrize.cached()``.
+        """
+        return None
+
+    def recurrent_mask(self, batch_size: int, like: Tensor) -> Tensor | None:
+        """What this cell does to ``h_{t-1}`` before its recurrence reads it, for the current sequence.
+
+        ``None`` (the default): the recurrence reads ``h_{t-1}`` itself. A (B, F) tensor ``m``: it
+        reads ``h_{t-1} * m`` (recurrent dropout), while the state and the outputs keep ``h_t``.
+        Runners ask after ``project`` (which starts a sequence).
+        """
+        return None
+
+    def scan_unsupported(self) -> str | None:
+        """None when ``coefficients(px)`` gives this cell's whole recurrence (linear in ``h``), so
+        the ``"scan"`` backend can run it; else the reason it cannot."""
+        return f"scan needs a cell whose recurrence is linear in h (with coefficients(px)); {self.kind} has none"
+
+    def coefficients(self, px: Tensor) -> tuple[Tensor, Tensor]:
+        """``(a, b)`` with ``h_t = a_t * h_{t-1} + b_t`` for projected inputs ``px`` (..., G); each (..., H).
+
+        Only cells whose ``scan_unsupported()`` is None define it.
+        """
+        raise NotImplementedError(self.scan_unsupported())
+
+    def explicit_coefficients(self) -> Any:
+        """``coefficients`` with the derivative written out (``forward(px) -> (a, b)``,
+        ``backward(grad_a, grad_b, grad_px)``), for the scan runner; None to let autograd differentiate."""
+        return None
+
+    def gates(self, px_t: Tensor, state: Any) -> dict[str, Tensor]:
+        """The gates of one step as ``step`` computes them, by name, each (B, H) in (0, 1); for
+        diagnostics. ``{}`` for a cell without gates."""
+        return {}
 
     def keeps_math_of(self, cls: type) -> bool:
         """Whether this cell's ``project`` and ``step`` are those of ``cls`` (a subclass may change them)."""
@@ -126,11 +171,12 @@ class Cell(nn.Module):
         return f"{self.input_size}, {self.hidden_size}"
 
 
-def uniform_init_(cell: nn.Module, hidden_size: int) -> None:
-    """torch.nn's RNN initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H))."""
-    bound = 1.0 / math.sqrt(hidden_size)
-    for p in cell.parameters(recurse=False):
-        nn.init.uniform_(p, -bound, bound)
+def torch_form_weights(cell: Cell) -> list[Tensor]:
+    """``weight_ih, weight_hh[, bias_ih, bias_hh]`` of a cell with torch's parameter names."""
+    weights = [cell.weight_ih, cell.weight_hh]
+    if cell.bias_ih is not None:
+        weights += [cell.bias_ih, cell.bias_hh]
+    return weights
 
 
 def _describe(state: Any) -> str:

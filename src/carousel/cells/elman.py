@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice
-from .base import Cell, uniform_init_
-
-
-class ElmanState(NamedTuple):
-    """State of a cell whose memory is one vector: ``h`` of shape (B, H)."""
-
-    h: Tensor
+from ..state import ElmanState
+from .base import Cell, torch_form_weights
+from .init import uniform_init_
 
 
 def _identity(v: Tensor) -> Tensor:
@@ -81,6 +75,9 @@ class ElmanCell(Cell):
         if not self.keeps_math_of(ElmanCell):
             return None, f"fused needs a standard Elman cell; {self.kind} changes its step"
         return _elman_mode(self.nonlinearity)
+
+    def fused_weights(self) -> list[Tensor]:
+        return torch_form_weights(self)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"

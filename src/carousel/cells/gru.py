@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice
-from .base import Cell, uniform_init_
-
-
-class GRUState(NamedTuple):
-    """GRU state: ``h`` of shape (B, H)."""
-
-    h: Tensor
+from ..state import GRUState
+from .base import Cell, torch_form_weights
+from .init import uniform_init_
 
 
 class GRUCell(Cell):
@@ -102,6 +96,9 @@ class GRUCell(Cell):
         if not self.keeps_math_of(GRUCell):
             return None, f"fused needs a standard GRU cell; {self.kind} changes its step"
         return "gru", None
+
+    def fused_weights(self) -> list[Tensor]:
+        return torch_form_weights(self)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, variant={self.variant!r}"

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_size
-from .base import Cell, uniform_init_
-from .lstm_bptt import LSTMExplicitStep
-
-
-class LSTMState(NamedTuple):
-    """LSTM state: output ``h`` (B, P or H) and cell ``c`` (B, H), the constant error carousel."""
-
-    h: Tensor
-    c: Tensor
+from ..state import LSTMState
+from .base import Cell, torch_form_weights
+from .init import uniform_init_
+from .lstm_explicit import LSTMExplicitStep
 
 
 class LSTMCell(Cell):
@@ -124,36 +117,8 @@ class LSTMCell(Cell):
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
         return F.linear(x, self.weight_ih, bias)  # (..., G)
 
-    def step(self, px_t: Tensor, state: LSTMState) -> LSTMState:
-        h, c = state
-        if self.layer_norm:
-            gates = px_t + self.ln_hh(torch.mm(h, self.weight_hh.t()))  # (B, G)
-        else:
-            gates = torch.addmm(px_t, h, self.weight_hh.t())  # (B, G)
-        if self.forget_gate:
-            i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
-        else:
-            i, g, o = gates.chunk(3, dim=1)
-        if self.peephole:
-            i = i + self.weight_ci * c
-            if self.forget_gate:
-                f = f + self.weight_cf * c
-        i, g = torch.sigmoid(i), torch.tanh(g)
-        if self.forget_gate:
-            c = torch.sigmoid(f) * c + i * g
-        else:
-            c = c + i * g
-        if self.peephole:
-            o = o + self.weight_co * c
-        o = torch.sigmoid(o)
-        h = o * torch.tanh(self.ln_c(c) if self.layer_norm else c)  # (B, H)
-        if self.weight_hr is not None:
-            h = torch.mm(h, self.weight_hr.t())  # (B, P)
-        return LSTMState(h, c)
-
-    def gates(self, px_t: Tensor, state: LSTMState) -> dict[str, Tensor]:
-        """The sigmoid gates of one step, as ``step`` computes them: ``i``, ``f`` (when the cell has
-        it) and ``o``, each (B, H) in (0, 1). For diagnostics; ``step`` itself does not call it."""
+    def _activations(self, px_t: Tensor, state: LSTMState) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor]:
+        """``i, f, g, o`` (``f`` None without a forget gate) and the new cell ``c_t`` of one step, each (B, H)."""
         h, c = state
         if self.layer_norm:
             pre = px_t + self.ln_hh(torch.mm(h, self.weight_hh.t()))  # (B, G)
@@ -165,19 +130,33 @@ class LSTMCell(Cell):
             (i, g, o), f = pre.chunk(3, dim=1), None
         if self.peephole:
             i = i + self.weight_ci * c
-            f = None if f is None else f + self.weight_cf * c
+            if f is not None:
+                f = f + self.weight_cf * c
         i, g = torch.sigmoid(i), torch.tanh(g)
-        f = None if f is None else torch.sigmoid(f)
-        c = (c if f is None else f * c) + i * g
+        if f is not None:
+            f = torch.sigmoid(f)
+            c = f * c + i * g
+        else:
+            c = c + i * g
         if self.peephole:
             o = o + self.weight_co * c
-        out = {"i": i, "o": torch.sigmoid(o)}
-        if f is not None:
-            out["f"] = f
-        return {name: out[name] for name in ("i", "f", "o") if name in out}
+        return i, f, g, torch.sigmoid(o), c
+
+    def step(self, px_t: Tensor, state: LSTMState) -> LSTMState:
+        i, f, g, o, c = self._activations(px_t, state)
+        h = o * torch.tanh(self.ln_c(c) if self.layer_norm else c)  # (B, H)
+        if self.weight_hr is not None:
+            h = torch.mm(h, self.weight_hr.t())  # (B, P)
+        return LSTMState(h, c)
+
+    def gates(self, px_t: Tensor, state: LSTMState) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, as ``step`` computes them: ``i``, ``f`` (when the cell has
+        it) and ``o``, each (B, H) in (0, 1). For diagnostics."""
+        i, f, _, o, _ = self._activations(px_t, state)
+        return {"i": i, "o": o} if f is None else {"i": i, "f": f, "o": o}
 
     def explicit_step(self) -> LSTMExplicitStep | None:
-        """The step and its derivative written out, for the fast loop (``carousel.run.bptt``)."""
+        """The step and its derivative written out, for the ``"explicit"`` backend (``carousel.runners.explicit``)."""
         return LSTMExplicitStep(self) if self.keeps_math_of(LSTMCell) else None
 
     def fused_mode(self) -> tuple[str | None, str | None]:
@@ -189,6 +168,10 @@ class LSTMCell(Cell):
         if not self.keeps_math_of(LSTMCell):
             return None, f"fused needs a standard LSTM cell; {self.kind} changes its step"
         return "lstm", None
+
+    def fused_weights(self) -> list[Tensor]:
+        weights = torch_form_weights(self)
+        return weights if self.weight_hr is None else weights + [self.weight_hr]
 
     def extra_repr(self) -> str:
         opts = [f"{self.input_size}, {self.hidden_size}"]

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Cell, uniform_init_
-from .elman import ElmanState
-from .gru import GRUState
+from ..state import GRUState, MinLSTMState
+from .base import Cell
+from .init import uniform_init_
 from .minimal_explicit import MinGRUCoefficients, MinLSTMCoefficients
 
 
@@ -35,8 +35,10 @@ class _LinearRecurrenceCell(Cell):
     def project(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ih, self.bias_ih)  # (..., G)
 
-    def coefficients(self, px: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+    def scan_unsupported(self) -> str | None:
+        if not self.keeps_math_of(_LinearRecurrenceCell):
+            return f"scan needs the step h = a * h + b of coefficients(px); {self.kind} changes its step"
+        return None  # h_t = a_t * h_{t-1} + b_t: coefficients(px) is the whole recurrence
 
     def step(self, px_t: Tensor, state):
         a, b = self.coefficients(px_t)  # (B, H) each
@@ -65,7 +67,6 @@ class MinGRUCell(_LinearRecurrenceCell):
         """``coefficients`` with its derivative written out, for the scan runner."""
         return MinGRUCoefficients() if type(self).coefficients is MinGRUCell.coefficients else None
 
-
     def gates(self, px_t: Tensor, state: GRUState) -> dict[str, Tensor]:
         """The update gate ``z`` of one step (B, H); it reads only the input. For diagnostics."""
         return {"z": torch.sigmoid(px_t.chunk(2, dim=-1)[0])}
@@ -83,7 +84,7 @@ class MinLSTMCell(_LinearRecurrenceCell):
     time-independence). ``weight_ih`` stacks ``[W_f; W_i; W_h]`` (3H, I).
     """
 
-    state_type = ElmanState
+    state_type = MinLSTMState
     num_blocks = 3
 
     def coefficients(self, px: Tensor) -> tuple[Tensor, Tensor]:
@@ -96,7 +97,7 @@ class MinLSTMCell(_LinearRecurrenceCell):
         """``coefficients`` with its derivative written out, for the scan runner."""
         return MinLSTMCoefficients() if type(self).coefficients is MinLSTMCell.coefficients else None
 
-    def gates(self, px_t: Tensor, state: ElmanState) -> dict[str, Tensor]:
+    def gates(self, px_t: Tensor, state: MinLSTMState) -> dict[str, Tensor]:
         """The normalised gates ``f'`` and ``i'`` of one step (named ``f``, ``i``), each (B, H), summing
         to one; they read only the input. For diagnostics."""
         f = self.coefficients(px_t)[0]  # f' = f / (f + i), (B, H)

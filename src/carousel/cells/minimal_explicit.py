@@ -1,6 +1,6 @@
 r"""minGRU and minLSTM coefficients with their derivative written out, for the scan runner.
 
-``carousel.run.scan`` runs a block of steps as one autograd function when the cell offers
+``carousel.runners.scan`` runs a block of steps as one autograd function when the cell offers
 ``explicit_coefficients()``: an object whose ``forward(px) -> (a, b)`` computes the coefficients
 of ``h_t = a_t h_{t-1} + b_t`` without autograd and whose ``backward(grad_a, grad_b, grad_px)``
 writes the gradient of ``px`` into the given buffer. Written out, the backward takes about half

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrizations, parametrize
 
 from .._checks import check_choice
-from .elman import ElmanCell, ElmanState, _elman_mode
+from ..state import ElmanState
+from .elman import ElmanCell, _elman_mode
 
 
 class OrthogonalCell(ElmanCell):

@@ -13,7 +13,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """carousel: recurrent neural networks and their gradient problems."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.table import Table
 
+from ..train import diagnose_run
 from . import app
-from ._training import console, user_errors
+from .common import console, user_errors
 
 
 @app.command()
@@ -20,10 +22,6 @@ def diagnose(
 ) -> None:
     """Plot ||dL/ds|| against the lag, its heat map over training, Jacobian spectra and gate saturation
     into RUN_DIR/diagnostics/, and say per layer whether gradients vanish, explode or are healthy."""
-    from rich.table import Table
-
-    from ..diagnostics.run_dir import diagnose_run
-
     with user_errors():
         history, plots = diagnose_run(run_dir, from_checkpoints=from_checkpoints, max_lag=max_lag)
     out = console()

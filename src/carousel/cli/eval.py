@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.table import Table
 
+from ..train import evaluate_run
 from . import app
-from ._training import console, user_errors
+from .common import console, user_errors
 
 
 @app.command(name="eval")
@@ -17,10 +19,6 @@ def eval_(
     checkpoint: str = typer.Option("best", help="'best', 'latest' or a checkpoint file"),
 ) -> None:
     """Evaluate a run's checkpoint on the task's evaluation splits; writes RUN_DIR/eval.json."""
-    from rich.table import Table
-
-    from ..train import evaluate_run
-
     with user_errors():
         result = evaluate_run(run_dir, split=split, checkpoint=checkpoint)
     table = Table(title=f"{run_dir}: checkpoint at step {result['step']} ({result['checkpoint']})", title_justify="left")

@@ -6,8 +6,9 @@ from typing import Optional
 
 import typer
 
+from ..train import resume_run
 from . import app
-from ._training import interrupted, print_summary, user_errors
+from .common import interrupted, print_summary, user_errors
 
 
 @app.command()
@@ -17,8 +18,6 @@ def resume(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="show the progress bar"),
 ) -> None:
     """Continue a run from its latest checkpoint, as if it had never stopped."""
-    from ..train import resume_run
-
     with user_errors():
         try:
             summary = resume_run(run_dir, steps=steps, progress=progress)

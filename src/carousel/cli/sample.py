@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
+from ..decode import generate
+from ..train.tasks.charlm import load_char_lm
 from . import app
-from ._training import console, user_errors
+from .common import console, user_errors
 
 
 @app.command()
@@ -20,11 +23,6 @@ def sample(
     checkpoint: str = typer.Option("best", help="'best', 'latest' or a checkpoint file"),
 ) -> None:
     """Sample text from a charlm run, one character at a time, carrying the state; reports characters per second."""
-    from rich.markup import escape
-
-    from ..decode import generate
-    from ..train.tasks.charlm import load_char_lm
-
     with user_errors():
         model, vocab, _ = load_char_lm(run_dir, checkpoint)
         unknown = vocab.unknown_count(prime)

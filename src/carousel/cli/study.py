@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
+from ..studies.gradients import QUICK, StudyConfig, config_dict, load_results, run_study, summary_table, write_report
 from . import app
 
 study_app = typer.Typer(help="Studies that reproduce a lesson end to end and write a report.", no_args_is_help=True)
@@ -24,7 +27,7 @@ def _lengths(text: str, what: str) -> tuple[int, ...]:
 def gradients(
     out: Path = typer.Option(Path("study-gradients"), help="directory for report.md, the plots and results.json"),
     quick: bool = typer.Option(False, "--quick", help="a seconds-long version with tiny sizes (checks the machinery)"),
-    models: str = typer.Option("", help="comma-separated study models (default: all; see carousel.diagnostics.study_models)"),
+    models: str = typer.Option("", help="comma-separated line-up models (default: all; see carousel.studies.gradients.lineup)"),
     adding: str = typer.Option("100,200", help="sequence lengths T of the adding problem"),
     copying: str = typer.Option("100,200", help="delays T of the copying task"),
     hidden: int = typer.Option(32, help="hidden units of every model"),
@@ -38,13 +41,6 @@ def gradients(
 ) -> None:
     """Vanilla tanh RNNs (spectral radius 0.9, 1.0, 1.1, with and without clipping), IRNN, LSTM, LSTM without
     forget gate, GRU, AntisymmetricRNN and orthogonal RNN on the adding and copying tasks."""
-    from rich.console import Console
-
-    import json
-
-    from ..diagnostics.study import QUICK, StudyConfig, config_dict, run_study
-    from ..diagnostics.study_report import load_results, summary_table, write_report
-
     console = Console()
     if report_only:
         results, config = load_results(out)

@@ -1,34 +1,120 @@
-"""``carousel train TASK [options | --config run.toml]``: start a run (see ``carousel.train``)."""
+"""``carousel train TASK [options] [--config run.toml] [--run-dir DIR]``: start a run (see ``carousel.train``).
+
+Every registered task is a sub-command whose options are the task's ``Options`` dataclass and the
+trainer's ``TrainConfig``, turned into real command-line parameters: each field's type, its help,
+its choices and its default come from its declaration (``carousel.train.option``), and typer checks
+them. A value given on the command line overrides the config file; what neither gives keeps the
+dataclass default. ``carousel train --config run.toml`` takes the task from the file.
+"""
 
 from __future__ import annotations
 
+import enum
+import inspect
 import os
+import typing
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import typer
+from rich.markup import escape
+from typer.core import TyperGroup
 
+from ..cells import cell_names, cell_summary
+from ..train import TrainConfig, build_config, get_task, new_run_dir, read_config_file, task_names, train_run
+from ..train.config import choices_of, option_fields
+from .._checks import unknown_message
 from . import app
-from ._training import UsageError, interrupted, overview, parse_train_args, print_summary, print_train_help, user_errors
+from .common import UsageError, fail, interrupted, overview, print_summary, user_errors
+
+RUN_FLAGS = ("config", "run_dir")
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
-    add_help_option=False,
+class TrainGroup(TyperGroup):
+    """The ``train`` group: an unknown task is answered with the valid ones, and without a task the
+    config file names it (``carousel train --config run.toml --steps 10``)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args:
+            fail(f"no task given; valid tasks: {', '.join(task_names())} (carousel train TASK, or --config FILE)")
+        if args[0].startswith("-") and args[0] not in ("--help", "-h"):
+            path = _flag_value(args, "--config")
+            if path is None:
+                fail(f"no task given; valid tasks: {', '.join(task_names())} (carousel train TASK, or --config FILE)")
+            with user_errors():
+                task = read_config_file(path)[0]
+                if task is None:
+                    raise UsageError(f"{path} names no task ([task] name = ...); give one: carousel train TASK --config {path}")
+            args = [task, *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in task_names() and not args[0].startswith("-"):
+            fail(unknown_message("task", args[0], task_names()))
+        return super().resolve_command(ctx, args)
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    for i, token in enumerate(args):
+        if token == flag and i + 1 < len(args):
+            return args[i + 1]
+        if token.startswith(flag + "="):
+            return token[len(flag) + 1 :]
+    return None
+
+
+train_app = typer.Typer(
+    cls=TrainGroup,
     help="Train a task: carousel train TASK [--option value ...] [--config run.toml] [--run-dir DIR]. "
     "carousel train TASK --help lists its options.",
+    pretty_exceptions_enable=False,
 )
-def train(ctx: typer.Context) -> None:
-    from ..train import build_config, task_names, train_run
-    from ..train.run import new_run_dir
+app.add_typer(train_app, name="train")
 
+
+def _parameter(name: str, field: Any, kind: Any, panel: str) -> inspect.Parameter:
+    """A keyword parameter typer reads as ``--name`` with the field's type, help, choices and default."""
+    args = typing.get_args(kind)
+    if args and type(None) in args:  # Optional[X]: the option's type is X
+        kind = next(a for a in args if a is not type(None))
+    flag = "--" + name.replace("_", "-")
+    decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+    choices = choices_of(field)
+    if choices is not None:
+        kind = enum.Enum(f"{name}_choice", {c: c for c in choices}, type=str)  # typer offers an Enum as choices
+    help_text = escape(f"{field.metadata.get('help', '')} [default: {field.default}]")  # help text is rich markup
+    default = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel=panel)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Optional[kind])
+
+
+def task_command(task: str) -> Callable[..., None]:
+    """The ``carousel train TASK`` command: one parameter per task and trainer option, and the run flags."""
+    cls = get_task(task)
+    params = [_parameter(n, f, k, "Task options") for n, (f, k) in option_fields(cls.Options).items()]
+    params += [_parameter(n, f, k, "Trainer options") for n, (f, k) in option_fields(TrainConfig).items()]
+    params += [
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+            None, "--config", help="TOML file (\\[task] name = ..., \\[train] ...) or an earlier run's config.json; "
+            "the command line wins", rich_help_panel="Run")),
+        inspect.Parameter("run_dir", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+            None, "--run-dir", help="run directory (default runs/TASK-TIME)", rich_help_panel="Run")),
+    ]
+
+    def command(**given: Any) -> None:
+        config_file, run_dir = given.pop("config"), given.pop("run_dir")
+        values = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in given.items() if v is not None}
+        _train(task, values, config_file, run_dir)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = task
+    command.__doc__ = cls.summary()
+    return command
+
+
+def _train(task: str, values: dict[str, Any], config_file: Path | None, run_dir: str | None) -> None:
     with user_errors():
-        task, flags, values, wants_help = parse_train_args(list(ctx.args))
-        if wants_help:
-            print_train_help(task)
-            return
-        if task is None and "config" not in flags:
-            raise UsageError(f"no task given; valid tasks: {', '.join(task_names())} (carousel train TASK, or --config FILE)")
-        config = build_config(task, values, flags.get("config"))
-        run_dir = flags.get("run_dir")
+        config = build_config(task, values, config_file)
         if run_dir is None:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise UsageError("a distributed run needs --run-dir DIR, the same for every process")
@@ -39,5 +125,9 @@ def train(ctx: typer.Context) -> None:
             interrupted(run_dir)
         print_summary(summary)
 
+
+_CELLS = "cells: " + "; ".join(f"{c} ({cell_summary(c)})" for c in cell_names())
+for _name in task_names():
+    train_app.command(name=_name, help=get_task(_name).summary(), epilog=_CELLS)(task_command(_name))
 
 app.info.epilog = overview()  # `carousel --help` lists every task, cell and option

@@ -142,17 +142,22 @@ class SyntheticTask:
     guess: Callable[[int, int], Tensor]  # (num, T) -> the input-blind prediction (logits or values)
     summary: str
 
+    def criterion(self, prediction: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+        """The task's loss as a tensor: mean squared error, or cross-entropy per answer in nats
+        (``prediction`` holds logits (N, C) or (N, L, C))."""
+        if self.loss == "mse":
+            return F.mse_loss(prediction, y, reduction=reduction)
+        logits = prediction.reshape(-1, prediction.shape[-1])  # (N * L, C)
+        return F.cross_entropy(logits, y.reshape(-1), reduction=reduction)
+
     def chance(self, y: Tensor, length: int) -> float:
         """Loss of the input-blind guess on targets ``y`` for sequences of task length ``length``."""
         return score(self, self.guess(y.shape[0], length), y)
 
 
 def score(task: SyntheticTask, prediction: Tensor, y: Tensor) -> float:
-    """The task's loss: mean squared error, or cross-entropy per answer (``prediction`` holds logits)."""
-    if task.loss == "mse":
-        return float(F.mse_loss(prediction, y))
-    logits = prediction.reshape(-1, prediction.shape[-1])  # (N * L, C)
-    return float(F.cross_entropy(logits, y.reshape(-1)))
+    """The task's loss as a float (see ``SyntheticTask.criterion``)."""
+    return float(task.criterion(prediction, y))
 
 
 def _constant(value: Callable[[int], float]) -> Callable[[int, int], Tensor]:

@@ -1,7 +1,7 @@
 """Decoding: sampling text one step at a time, teacher forcing with scheduled sampling."""
 
 from .sampling import Generation, generate, next_token
-from .schedule import SCHEDULES, SamplingSchedule
+from .schedule import SAMPLING_DECAYS, SamplingSchedule
 from .teacher import ScheduledOutput, scheduled_sampling
 
 __all__ = [
@@ -9,7 +9,7 @@ __all__ = [
     "next_token",
     "Generation",
     "SamplingSchedule",
-    "SCHEDULES",
+    "SAMPLING_DECAYS",
     "scheduled_sampling",
     "ScheduledOutput",
 ]

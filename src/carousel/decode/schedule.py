@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
+SAMPLING_DECAYS = ("none", "linear", "exponential", "inverse_sigmoid")
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class SamplingSchedule:
     minimum: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"unknown scheduled-sampling decay {self.kind!r}; expected one of: {', '.join(SCHEDULES)}")
+        if self.kind not in SAMPLING_DECAYS:
+            raise ValueError(f"unknown scheduled-sampling decay {self.kind!r}; expected one of: {', '.join(SAMPLING_DECAYS)}")
         if not 0.0 <= self.minimum < 1.0 and self.kind != "none":
             raise ValueError(f"expected the floor eps_min in [0, 1), got {self.minimum}")
         if self.kind == "linear" and not (self.c > 0 and self.k > 0):

@@ -5,8 +5,8 @@
   against the lag; ``recurrent_radius``: of each block of ``weight_hh``;
 * ``gate_stats``: mean and saturated share of every gate at every step;
 * ``judge``: vanishing / exploding / healthy, with the numbers;
-* ``diagnose(model, compute_loss)``: all of it at once, as a ``Snapshot`` that saves to JSON;
-  ``DiagnosticsHook`` records snapshots while a ``carousel.train.Trainer`` runs;
+* ``diagnose(model, compute_loss)``: all of it at once, as a ``Snapshot`` that saves to JSON
+  (``carousel.train.DiagnosticsHook`` records snapshots while a trainer runs);
 * ``record_activations`` / ``rank_units`` / ``activation_page``: which units of a character
   model track brackets, quotes or the position in a line, on a self-contained HTML page;
 * ``carousel.diagnostics.plots``: PNG plots (matplotlib is imported only there).
@@ -17,7 +17,6 @@ Every diagnostic reads a ``recording`` of the model's ``Recurrent`` layers; cell
 from .activations import Activations, activation_page, rank_units, record_activations, text_features
 from .flow import FlowCurve, flow_from_traces, gradient_flow
 from .gates import GateStats, gate_stats
-from .hook import DiagnosticsHook
 from .jacobian import Spectrum, recurrent_blocks, recurrent_radius, spectrum, step_jacobian
 from .snapshot import LayerSnapshot, Snapshot, append_snapshot, diagnose, load_history
 from .trace import LayerTrace, recording
@@ -43,7 +42,6 @@ __all__ = [
     "LayerSnapshot",
     "append_snapshot",
     "load_history",
-    "DiagnosticsHook",
     "record_activations",
     "Activations",
     "text_features",

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.vocab import Vocabulary
-from .trace import gate_cell, recording
+from .trace import recording
 
 GATES = ("i", "f", "o", "r", "z")  # gate names of carousel cells: values in (0, 1)
 BRACKETS = {"( )": ("(", ")"), "[ ]": ("[", "]"), "{ }": ("{", "}"), "< >": ("<", ">")}
@@ -71,11 +71,9 @@ def record_activations(model: nn.Module, vocab: Vocabulary, text: str) -> Activa
     names, columns = [], []
     for layer, trace in enumerate(traces.values()):
         fields: dict[str, list[Tensor]] = {f: [s[i][0] for s in trace.states] for i, f in enumerate(trace.fields)}
-        inner = gate_cell(trace.cell)
-        if inner is not None:
-            for px, before in zip(trace.px, trace.inputs):
-                for g, v in inner.gates(px, before).items():
-                    fields.setdefault(g, []).append(v[0])
+        for px, before in zip(trace.px, trace.inputs):
+            for g, v in trace.cell.gates(px, before).items():
+                fields.setdefault(g, []).append(v[0])
         for f, steps in fields.items():
             col = torch.stack(steps).float().cpu()  # (N, H)
             names += [f"{layer}.{f}:{k}" for k in range(col.shape[1])]

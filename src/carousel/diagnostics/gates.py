@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .trace import LayerTrace, gate_cell
+from .trace import LayerTrace
 
 LOW, HIGH = 0.05, 0.95
 
@@ -42,8 +42,8 @@ def gate_stats(trace: LayerTrace, *, low: float = LOW, high: float = HIGH) -> Ga
     """Statistics of every gate of a recorded layer, or None when its cell has no gates."""
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"expected saturation thresholds 0 <= low < high <= 1, got low={low!r}, high={high!r}")
-    cell = gate_cell(trace.cell)
-    if cell is None or trace.steps == 0:
+    cell = trace.cell
+    if trace.steps == 0:
         return None
     per_gate: dict[str, list[tuple[float, float, float]]] = {}
     with torch.no_grad():
@@ -53,7 +53,7 @@ def gate_stats(trace: LayerTrace, *, low: float = LOW, high: float = HIGH) -> Ga
                 below, above = (a < low).double().mean(), (a > high).double().mean()
                 per_gate.setdefault(name, []).append((float(a.mean()), float(below), float(above)))
     if not per_gate:
-        return None  # e.g. an AntisymmetricCell without gating
+        return None  # a cell without gates (Elman, an AntisymmetricCell without gating)
     columns = {name: torch.tensor(rows, dtype=torch.float64) for name, rows in per_gate.items()}  # (T, 3)
     return GateStats(
         mean={g: c[:, 0] for g, c in columns.items()},

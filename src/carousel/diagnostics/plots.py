@@ -20,7 +20,11 @@ from typing import Any, Sequence
 from .snapshot import Snapshot
 
 
-def _figure(rows: int, cols: int, *, width: float = 5.0, height: float = 3.4) -> tuple[Any, list]:
+def new_figure(rows: int, cols: int, *, width: float = 5.0, height: float = 3.4) -> tuple[Any, list]:
+    """A matplotlib figure with ``rows x cols`` panels (each ``width x height`` inches) and its axes, flat.
+
+    Raises ``ImportError`` naming the extra to install when matplotlib is missing.
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -51,14 +55,15 @@ def _colors(n: int) -> list:
 FLOOR = 1e-40  # below float32's smallest normal number a gradient norm is underflow, not signal
 
 
-def _log_floor(ax: Any) -> None:
+def log_floor(ax: Any) -> None:
     """Keep a log axis above ``FLOOR``: a gradient that underflowed to 0 plunges out of the plot."""
     low, high = ax.get_ylim()
     if low < FLOOR < high:
         ax.set_ylim(bottom=FLOOR)
 
 
-def _save(fig: Any, path: str | Path) -> Any:
+def save_figure(fig: Any, path: str | Path) -> Any:
+    """Write ``fig`` as a PNG at ``path`` (its folder made as needed); returns the figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -69,7 +74,7 @@ def plot_flow(history: Sequence[Snapshot], path: str | Path, *, title: str = "")
     """Gradient norm ``||dL/ds_(T-l)||`` against the lag ``l``, log scale; one panel per layer."""
     history = _check(history)
     names = list(history[-1].layers)
-    fig, axes = _figure(1, len(names))
+    fig, axes = new_figure(1, len(names))
     for ax, name in zip(axes, names):
         for snap, color in zip(history, _colors(len(history))):
             layer = snap.layers.get(name)
@@ -77,17 +82,17 @@ def plot_flow(history: Sequence[Snapshot], path: str | Path, *, title: str = "")
                 curve = [max(v, 1e-300) for v in layer.grad_by_lag()]  # log axes cannot show 0
                 ax.plot(range(len(curve)), curve, color=color, label=_label(snap))
         ax.set_yscale("log")
-        _log_floor(ax)
+        log_floor(ax)
         ax.set(xlabel="lag T - k (steps)", ylabel="||dL/ds_k||", title=f"{title} {name}".strip())
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_flow_heatmap(history: Sequence[Snapshot], path: str | Path) -> Any:
     """log10 ``||dL/ds||`` by lag (x) and snapshot (y, training step); one panel per layer."""
     history = _check(history)
     names = list(history[-1].layers)
-    fig, axes = _figure(1, len(names), height=1.2 + 0.3 * len(history))
+    fig, axes = new_figure(1, len(names), height=1.2 + 0.3 * len(history))
     for ax, name in zip(axes, names):
         rows = [[math.log10(max(v, 1e-300)) for v in s.layers[name].grad_by_lag()] for s in history if name in s.layers]
         width = min(len(r) for r in rows)
@@ -95,7 +100,7 @@ def plot_flow_heatmap(history: Sequence[Snapshot], path: str | Path) -> Any:
         ax.set_yticks(range(len(rows)), [_label(s) for s in history if name in s.layers], fontsize=7)
         ax.set(xlabel="lag T - k (steps)", title=f"log10 ||dL/ds|| over training: {name}")
         fig.colorbar(image, ax=ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_spectrum(history: Sequence[Snapshot], path: str | Path) -> Any:
@@ -105,7 +110,7 @@ def plot_spectrum(history: Sequence[Snapshot], path: str | Path) -> Any:
     names = [n for n, layer in history[-1].layers.items() if layer.jac_top or layer.radius]
     if not names:
         raise ValueError("no snapshot holds a Jacobian spectrum or a recurrent matrix to plot")
-    fig, axes = _figure(len(names), 2)
+    fig, axes = new_figure(len(names), 2)
     for r, name in enumerate(names):
         left, right = axes[2 * r], axes[2 * r + 1]
         for snap, color in zip(history, _colors(len(history))):
@@ -121,7 +126,7 @@ def plot_spectrum(history: Sequence[Snapshot], path: str | Path) -> Any:
         right.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
         right.set(xlabel="training step", ylabel="spectral radius", title=f"weight_hh blocks: {name}")
         right.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gates(history: Sequence[Snapshot], path: str | Path) -> Any:
@@ -132,7 +137,7 @@ def plot_gates(history: Sequence[Snapshot], path: str | Path) -> Any:
     if not panels:
         raise ValueError("no snapshot holds gate statistics (the model has no gated cell)")
     cols = min(len(panels), 4)
-    fig, axes = _figure(math.ceil(len(panels) / cols), cols, width=4.0)
+    fig, axes = new_figure(math.ceil(len(panels) / cols), cols, width=4.0)
     for ax, (name, gate) in zip(axes, panels):
         for snap, color in zip(history, _colors(len(history))):
             layer = snap.layers.get(name)
@@ -144,7 +149,7 @@ def plot_gates(history: Sequence[Snapshot], path: str | Path) -> Any:
         ax.legend(fontsize=7)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_plots(history: Sequence[Snapshot], out_dir: str | Path, *, prefix: str = "") -> list[Path]:

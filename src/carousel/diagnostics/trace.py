@@ -5,22 +5,27 @@ the reference loop and keeps, per layer and per step ``k``, the projected input 
 state that went in (``s_{k-1}``) and the state that came out (``s_k``), all still part of the
 autograd graph. Gradient flow, Jacobians and gate statistics are read from these traces.
 
-Cells keep their ``step`` signature: the recording is an instance attribute put over
-``cell.step`` for the duration of the block, and every ``backend`` setting in the model is set
-to ``"reference"`` (the fused kernels and the fast loop have no per-step tensors to keep).
+Nothing in the model is changed: inside the block ``carousel.runners.use_backend("reference")``
+runs every layer on the reference loop (fused kernels and explicit backwards keep no per-step
+tensors), and ``carousel.runners.observe_steps`` hands each of its steps to the recording.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
 from ..cells.base import Cell
-from ..layers.recurrent import Recurrent
+from ..layers import Recurrent
+from ..runners import observe_steps, use_backend
+
+_RECORDING: set[int] = set()  # ids of the cells being recorded now
+_ENCLOSING: ContextVar[Callable[..., None] | None] = ContextVar("carousel_recording", default=None)
 
 
 @dataclass
@@ -54,7 +59,8 @@ def recording(model: nn.Module) -> Iterator[dict[str, LayerTrace]]:
     """Record every step of every ``Recurrent`` layer of ``model`` inside the block.
 
     Yields a dict ``layer name -> LayerTrace`` that fills as the model runs. Raises
-    ``ValueError`` when ``model`` has no ``Recurrent`` layer (nothing could be recorded).
+    ``ValueError`` when ``model`` has no ``Recurrent`` layer (nothing could be recorded) or when
+    its cells are already being recorded by an enclosing block.
     """
     layers = recurrent_layers(model)
     if not layers:
@@ -62,34 +68,29 @@ def recording(model: nn.Module) -> Iterator[dict[str, LayerTrace]]:
             f"expected a model with at least one carousel Recurrent layer to record, got a {type(model).__name__} without one"
         )
     traces = {name: LayerTrace(name, layer.cell) for name, layer in layers.items()}
-    backends = {m: m.backend for m in model.modules() if isinstance(getattr(m, "backend", None), str)}
-    patched = []
+    by_cell = {id(trace.cell): trace for trace in traces.values()}
+    for name, trace in traces.items():
+        if id(trace.cell) in _RECORDING:
+            raise ValueError(f"layer {name!r}: its cell is already being recorded (nested recording of one model)")
+    enclosing = _ENCLOSING.get()
+
+    def observe(cell: Cell, px_t: Tensor, before: Any, after: Any) -> None:
+        trace = by_cell.get(id(cell))
+        if trace is not None:
+            trace.px.append(px_t)
+            trace.inputs.append(before)
+            trace.states.append(after)
+        elif enclosing is not None:
+            enclosing(cell, px_t, before, after)  # another model's cell, recorded by an enclosing block
+
+    _RECORDING.update(by_cell)
+    token = _ENCLOSING.set(observe)
     try:
-        for m in backends:
-            m.backend = "reference"
-        for name, layer in layers.items():
-            cell = layer.cell
-            if "step" in cell.__dict__:
-                raise ValueError(f"layer {name!r}: its cell is already being recorded (nested recording of one model)")
-            cell.step = _recording_step(cell, type(cell).step, traces[name])
-            patched.append(cell)
-        yield traces
+        with use_backend("reference"), observe_steps(observe):
+            yield traces
     finally:
-        for cell in patched:
-            del cell.step
-        for m, backend in backends.items():
-            m.backend = backend
-
-
-def _recording_step(cell: Cell, step: Any, trace: LayerTrace):
-    def record(px_t: Tensor, state: Any) -> Any:
-        new = step(cell, px_t, state)
-        trace.px.append(px_t)
-        trace.inputs.append(state)
-        trace.states.append(new)
-        return new
-
-    return record
+        _ENCLOSING.reset(token)
+        _RECORDING.difference_update(by_cell)
 
 
 def flatten_state(state: Any) -> Tensor:
@@ -100,10 +101,3 @@ def flatten_state(state: Any) -> Tensor:
 def unflatten_state(cell: Cell, flat: Tensor) -> Any:
     """Inverse of :func:`flatten_state` for ``cell``'s state type."""
     return cell.state_type(*torch.split(flat, list(cell.state_sizes), dim=-1))
-
-
-def gate_cell(cell: Cell) -> Cell | None:
-    """The cell whose ``gates`` describe ``cell``: itself, or the cell a wrapper runs; None without gates."""
-    while cell is not None and not hasattr(cell, "gates"):
-        cell = getattr(cell, "cell", None)
-    return cell

@@ -1,9 +1,23 @@
-"""Layers: what is built around a cell (stacks, directions, torch-compatible drop-ins)."""
+"""Layers: what is built around a cell (stacks, directions, variational dropout in every place,
+torch-compatible drop-ins)."""
 
 from .base import SequenceLayer, reverse_padded
 from .bidirectional import Bidirectional
 from .deep import Deep
 from .recurrent import Recurrent
 from .torch_compat import GRU, LSTM, RNN
+from .variational import PLACES, VariationalLayer, add_variational_dropout
 
-__all__ = ["SequenceLayer", "Recurrent", "Deep", "Bidirectional", "RNN", "LSTM", "GRU", "reverse_padded"]
+__all__ = [
+    "SequenceLayer",
+    "Recurrent",
+    "Deep",
+    "Bidirectional",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "reverse_padded",
+    "VariationalLayer",
+    "add_variational_dropout",
+    "PLACES",
+]

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_probability
+from .._checks import check_rate
 from ..regularize.variational import VariationalDropout
 from .base import SequenceLayer
 
@@ -47,7 +47,6 @@ class Deep(SequenceLayer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, SequenceLayer):
                 raise TypeError(f"expected layer {i} to be a carousel sequence layer, got {type(layer).__name__}")
-        self.dropout = check_probability(dropout, "dropout")
         self.residual = bool(residual)
         self.skip_input = bool(skip_input)
         x_size = layers[0].input_size
@@ -63,8 +62,21 @@ class Deep(SequenceLayer):
                     f"layer {i - 1} outputs {below}"
                 )
         self.layers = nn.ModuleList(layers)
+        self.set_dropout(dropout, variational=variational)
+
+    def set_dropout(self, p: float, *, variational: bool) -> None:
+        """Dropout of rate ``p`` between layers: drawn per element (``variational=False``, like
+        ``torch.nn.LSTM``'s ``dropout``) or one mask per sequence (``variational=True``). The only
+        place that sets it: the constructor and wrappers such as ``add_variational_dropout`` call it."""
+        self.dropout = check_rate(p, "dropout")
         self.variational = bool(variational)
         self.drop = VariationalDropout(self.dropout) if self.variational else nn.Dropout(self.dropout)
+        self.drop.train(self.training)
+
+    @property
+    def drops_between(self) -> bool:
+        """Whether a call draws dropout between layers now (a rate above 0 and the dropout in training mode)."""
+        return self.dropout > 0 and self.drop.training
 
     @property
     def input_size(self) -> int:  # type: ignore[override]

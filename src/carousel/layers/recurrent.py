@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from ..cells.base import Cell
-from ..run import backend_names, resolve_backend
+from ..runners import check_backend, resolve_backend
 from .base import SequenceLayer
 
 
@@ -16,17 +16,15 @@ class Recurrent(SequenceLayer):
 
     ``x`` is (B, T, I) (or (T, B, I) with ``batch_first=False``) or a ``PackedSequence``;
     ``lengths`` (B,) marks where each padded sequence ends. ``backend`` is one of
-    ``carousel.run.backend_names()``; ``"auto"`` picks the fastest that serves the cell.
+    ``carousel.runners.backend_names()``; ``"auto"`` picks the fastest that serves the cell.
     """
 
     def __init__(self, cell: Cell, *, batch_first: bool = True, backend: str = "auto") -> None:
         super().__init__(batch_first=batch_first)
         if not isinstance(cell, Cell):
             raise TypeError(f"expected a carousel Cell, got {type(cell).__name__}")
-        if backend not in backend_names():
-            raise ValueError(f"unknown backend {backend!r}; expected one of: {', '.join(map(repr, backend_names()))}")
         self.cell = cell
-        self.backend = backend
+        self.backend = check_backend(backend)
 
     @property
     def input_size(self) -> int:  # type: ignore[override]

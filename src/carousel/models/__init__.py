@@ -1,5 +1,11 @@
-"""Models: task heads built on carousel's recurrent layers (character-level language model, ...)."""
+"""Models: task heads built on carousel's recurrent layers from shared parts (``parts``).
 
-from .char_lm import CharLM, cell_factory
+``RecurrentModel`` (features or tokens -> a stack -> a linear head at every step or at the last)
+and ``CharLM`` (the character-level language model).
+"""
 
-__all__ = ["CharLM", "cell_factory"]
+from .char_lm import CharLM
+from .parts import CellFactory, cell_factory, check_token_ids, last_step, recurrent_stack
+from .recurrent_model import RecurrentModel
+
+__all__ = ["CharLM", "RecurrentModel", "CellFactory", "cell_factory", "recurrent_stack", "check_token_ids", "last_step"]

@@ -28,33 +28,16 @@ state is the stack's, one entry per layer, to be carried across windows (TBPTT) 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_size
-from ..cells.base import Cell
+from .._checks import check_rate, check_size
 from ..data.vocab import Vocabulary
-from ..layers import Deep, Recurrent
-from ..regularize import EmbeddingDropout, RecurrentDropout, VariationalDropout, Zoneout
+from ..regularize import EmbeddingDropout, VariationalDropout
 from ..regularize import weight_drop as add_weight_drop
-from ..regularize.masks import check_rate
-
-CellFactory = Callable[[int, int], Cell]
-
-
-def cell_factory(cell: str | CellFactory, options: dict[str, Any] | None = None) -> CellFactory:
-    """A factory ``(input_size, hidden_size) -> Cell`` from a registered cell name or a callable."""
-    options = dict(options or {})
-    if isinstance(cell, str):
-        from ..train.cells import make_cell  # the registry of cells by name
-
-        make_cell(cell, 1, 1, **options)  # fails early, listing the valid names, on an unknown one
-        return lambda i, h: make_cell(cell, i, h, **options)
-    if callable(cell):
-        return lambda i, h: cell(i, h, **options)
-    raise TypeError(f"expected cell as a name such as 'lstm' or a factory (input_size, hidden_size) -> Cell, got {type(cell).__name__}")
+from .parts import CellFactory, cell_factory, check_token_ids, recurrent_stack
 
 
 class CharLM(nn.Module):
@@ -102,23 +85,14 @@ class CharLM(nn.Module):
         rates = {k: check_rate(v, k) for k, v in rates.items()}
         zoneout_h, zoneout_c = check_rate(zoneout_h, "zoneout_h"), check_rate(zoneout_c, "zoneout_c")
         self.regularisation = {**rates, "zoneout_h": zoneout_h, "zoneout_c": zoneout_c}
-        make = cell_factory(cell, cell_options)
-
         embedding = nn.Embedding(self.vocab_size, self.embed_size)
         self.embedding: nn.Module = EmbeddingDropout(embedding, rates["embed_dropout"]) if rates["embed_dropout"] else embedding
         self.input_drop = VariationalDropout(rates["input_dropout"])
-        stack, size = [], self.embed_size
-        for h in sizes:
-            c = make(size, h)
-            if not isinstance(c, Cell):
-                raise TypeError(f"the cell factory must return a carousel Cell, got {type(c).__name__}")
-            size = c.output_size
-            if rates["recurrent_dropout"]:
-                c = RecurrentDropout(c, rates["recurrent_dropout"])
-            if zoneout_h or zoneout_c:
-                c = Zoneout(c, zoneout_h, zoneout_c)
-            stack.append(Recurrent(c, backend=backend))
-        self.rnn = Deep(stack, dropout=rates["between_dropout"], variational=True)
+        self.rnn = recurrent_stack(
+            cell_factory(cell, cell_options), self.embed_size, sizes, dropout=rates["between_dropout"],
+            recurrent_dropout=rates["recurrent_dropout"], zoneout_h=zoneout_h, zoneout_c=zoneout_c, backend=backend,
+        )
+        size = self.rnn.output_size
         if rates["weight_drop"]:
             add_weight_drop(self.rnn, rates["weight_drop"])
         self.output_drop = VariationalDropout(rates["output_dropout"])
@@ -152,9 +126,6 @@ class CharLM(nn.Module):
 
     def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """Logits (B, T, V) of the next character after each of ``x`` (B, T), and the final state."""
-        if not isinstance(x, Tensor) or x.dim() != 2 or x.is_floating_point() or x.dtype == torch.bool:
-            got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"expected character ids of shape (B, T) and an integer dtype, got {got}")
-        u = self.input_drop(self.embedding(x))  # (B, T, E)
+        u = self.input_drop(self.embedding(check_token_ids(x, "character ids")))  # (B, T, E)
         y, state = self.rnn(u, state)  # (B, T, H)
         return self.head(self.output_drop(y)), state  # (B, T, V)

@@ -3,11 +3,11 @@
 Masks drawn once per sequence (``VariationalDropout``, ``RecurrentDropout``), once per forward
 pass over the weights (``weight_drop``), per step but never zeroing (``Zoneout``), per token type
 (``EmbeddingDropout``); ``hold_masks`` keeps masks across one-step calls; ``mc_dropout`` keeps
-them on at prediction time to measure uncertainty.
+them on at prediction time to measure uncertainty. ``carousel.layers.add_variational_dropout``
+puts the variational masks in every place of a layer.
 """
 
 from .embedding import EmbeddingDropout
-from .layer import PLACES, VariationalLayer, add_variational_dropout
 from .masks import MaskHolder, Stochastic, bernoulli_mask, hold_masks
 from .mc import MCPrediction, mc_dropout, mc_mode, summarise
 from .recurrent import RecurrentDropout
@@ -24,9 +24,6 @@ __all__ = [
     "weight_drop",
     "remove_weight_drop",
     "EmbeddingDropout",
-    "VariationalLayer",
-    "add_variational_dropout",
-    "PLACES",
     "hold_masks",
     "mc_dropout",
     "mc_mode",

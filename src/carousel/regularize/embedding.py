@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .masks import MaskHolder, check_rate
+from .._checks import check_rate
+from .masks import MaskHolder
 from .wrapper import make_transparent
 
 

@@ -21,16 +21,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import shape_str
-
-
-def check_rate(p: object, name: str = "p", *, allow_one: bool = False) -> float:
-    """A rate in [0, 1) (a dropout probability) or [0, 1] (``allow_one``: zoneout may freeze a unit)."""
-    ok = isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= float(p) <= 1.0
-    if not ok or (not allow_one and float(p) == 1.0):
-        interval = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(f"expected {name} in {interval}, got {p!r}")
-    return float(p)
+from .._checks import check_rate, shape_str
 
 
 def bernoulli_mask(shape: Sequence[int], p: float, like: Tensor) -> Tensor:

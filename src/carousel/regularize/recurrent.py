@@ -6,8 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
+from .._checks import check_rate
 from ..cells.base import Cell
-from .masks import MaskHolder, bernoulli_mask, check_rate
+from .masks import MaskHolder
 from .wrapper import CellWrapper
 
 
@@ -29,9 +30,9 @@ class RecurrentDropout(CellWrapper, MaskHolder):
     draws the mask, later steps reuse it. A model called one step at a time starts a sequence at
     every call; wrap the whole sequence in ``carousel.hold_masks(model)`` to keep one mask.
 
-    For fast paths: ``.cell`` is the inner cell, ``.p`` the rate; after ``project(x)``,
-    ``sequence_mask(B, like)`` returns the (B, H) mask the loop path uses for this sequence (None
-    when inactive), ``draw_mask(B, like)`` a fresh one that is not remembered.
+    For fast paths: the step is the inner cell's reading ``h_{t-1} * m``, so ``explicit_step()`` is
+    the inner cell's and ``recurrent_mask(B, like)`` (after ``project``) is ``m`` (B, H) for this
+    sequence, None when inactive.
     """
 
     def __init__(self, cell: Cell, p: float = 0.25) -> None:
@@ -45,17 +46,15 @@ class RecurrentDropout(CellWrapper, MaskHolder):
         """Forget the current mask (unless held): the next step draws a new one."""
         self._new_unit()
 
-    def draw_mask(self, batch_size: int, like: Tensor) -> Tensor | None:
-        """A fresh mask (B, H) with values in {0, 1/(1-p)} on ``like``'s device and dtype; None when inactive."""
-        if not self._active():
-            return None
-        return bernoulli_mask((batch_size, self.state_sizes[0]), self.p, like)
-
-    def sequence_mask(self, batch_size: int, like: Tensor) -> Tensor | None:
-        """The mask of the current sequence, drawn on first use (held inside ``hold_masks``); None when inactive."""
+    def recurrent_mask(self, batch_size: int, like: Tensor) -> Tensor | None:
+        """The mask ``m`` (B, H) of the current sequence, drawn on first use (held inside
+        ``hold_masks``) on ``like``'s device and dtype; None when inactive."""
         if not self._active():
             return None
         return self._unit_mask((batch_size, self.state_sizes[0]), like, self.p)
+
+    def explicit_step(self) -> Any:
+        return self.cell.explicit_step()  # the inner cell's step, reading h_{t-1} * recurrent_mask
 
     def project(self, x: Tensor) -> Tensor:
         self.new_sequence()
@@ -63,7 +62,7 @@ class RecurrentDropout(CellWrapper, MaskHolder):
 
     def step(self, px_t: Tensor, state: Any) -> Any:
         h = state[0]
-        m = self.sequence_mask(h.shape[0], h)
+        m = self.recurrent_mask(h.shape[0], h)
         if m is not None:
             state = type(state)(h * m, *state[1:])  # the recurrence reads h_{t-1} * m
         return self.cell.step(px_t, state)

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from .._checks import shape_str
-from .masks import MaskHolder, check_rate
+from .._checks import check_rate, shape_str
+from .masks import MaskHolder
 
 
 class VariationalDropout(MaskHolder):

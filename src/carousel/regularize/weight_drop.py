@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .masks import MaskHolder, check_rate
+from .._checks import check_rate
+from .masks import MaskHolder
 
 
 class WeightDrop(MaskHolder):

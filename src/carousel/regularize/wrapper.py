@@ -92,3 +92,10 @@ class CellWrapper(Cell):
         if self._active():
             return None, f"fused cannot run {self.kind} in training mode: its step is not a torch kernel's"
         return self.cell.fused_mode()
+
+    def fused_weights(self) -> list[Tensor]:
+        return self.cell.fused_weights()
+
+    def gates(self, px_t: Tensor, state: Any) -> dict[str, Tensor]:
+        """The inner cell's gates (read from the state as given)."""
+        return self.cell.gates(px_t, state)

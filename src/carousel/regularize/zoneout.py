@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._checks import check_rate
 from ..cells.base import Cell
-from .masks import Stochastic, check_rate
+from .masks import Stochastic
 from .wrapper import CellWrapper
 
 

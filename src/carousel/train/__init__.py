@@ -32,10 +32,8 @@ state (resetting streams where a document starts) and returns the detached state
 the loss on ``outputs[:, window.loss_from:]`` and return ``StepOutput(loss, carry, items)``.
 Inherit ``StreamOptions`` for the ``--bptt``, ``--bptt-back`` and ``--bptt-random`` options.
 
-**Models.** ``RecurrentModel(cell, input_size, hidden, output_size, layers=, vocab_size=,
-readout="last"|"all")``: an embedding or raw input, a ``Deep`` stack of ``Recurrent`` cells and a
-linear head, layer-shaped (``model(x, state) -> (outputs, state)``). ``make_cell(name, ...)`` and
-``cell_names()`` give cells by name.
+**Models** come from ``carousel.models`` (``RecurrentModel``, ``CharLM``); cells by name from
+``carousel.cells`` (``make_cell``, ``cell_names``).
 
 **Training.** ``Trainer(task, TrainConfig(...), run_dir=..., hooks=[...]).fit()``; or
 ``train_run(build_config("adding", {"steps": 500}), run_dir)``, ``resume_run(run_dir)``,
@@ -43,23 +41,24 @@ linear head, layer-shaped (``model(x, state) -> (outputs, state)``). ``make_cell
 Gradients are clipped by global norm (``clip_norm``) and/or value (``clip_value``), the norm
 before clipping is logged every step; non-finite steps are skipped, and ``max_nonfinite`` in a row
 stop the run with ``NonFiniteError``. Under ``torchrun --nproc_per_node=N`` the same code trains
-with ``DistributedDataParallel``.
+with ``DistributedDataParallel``. Hooks (``Hook``, ``TimeBudget``, ``WallClockLimit``,
+``DiagnosticsHook``) watch or steer a run.
 """
 
 from .batches import SeededBatches, ShuffledBatches, derive_seed
-from .cells import cell_names, make_cell, register_cell
-from .checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint_file import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .clip import clip_gradients, grad_norm
 from .config import TrainConfig, option, parse_options
+from .diagnose_run import diagnose_run, snapshots_from_checkpoints
 from .guard import NonFiniteError, NonFiniteGuard
+from .hooks import DiagnosticsHook, Hook, TimeBudget, WallClockLimit
 from .metrics import read_metrics
-from .model import RecurrentModel
 from .registry import get_task, register_task, task_names
-from .run import RunConfig, build_config, evaluate_run, read_config_file, resume_run, train_run
+from .run import RunConfig, build_config, evaluate_run, new_run_dir, read_config_file, resolve_checkpoint, resume_run, train_run
 from .streams import StreamBatches, StreamOptions, Streams, Window
 from .task import Batches, NoOptions, Shard, StepOutput, Task
-from .tbptt import detach_state, reset_rows, run_window
-from .trainer import Hook, TimeBudget, Trainer
+from .tbptt import reset_rows, run_window
+from .trainer import Trainer
 
 __all__ = [
     "Task",
@@ -79,6 +78,12 @@ __all__ = [
     "Trainer",
     "Hook",
     "TimeBudget",
+    "WallClockLimit",
+    "DiagnosticsHook",
+    "diagnose_run",
+    "snapshots_from_checkpoints",
+    "new_run_dir",
+    "resolve_checkpoint",
     "train_run",
     "resume_run",
     "evaluate_run",
@@ -90,12 +95,7 @@ __all__ = [
     "StreamOptions",
     "Window",
     "run_window",
-    "detach_state",
     "reset_rows",
-    "RecurrentModel",
-    "make_cell",
-    "cell_names",
-    "register_cell",
     "clip_gradients",
     "grad_norm",
     "NonFiniteGuard",

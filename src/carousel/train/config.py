@@ -9,13 +9,14 @@ values into a validated instance and says which names are valid when one is not.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from .._checks import unknown_message
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "cosine", "linear", "step", "plateau")
+LR_SCHEDULES = ("constant", "cosine", "linear", "step", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -41,7 +42,7 @@ class TrainConfig:
     optimizer: str = option("adam", "optimiser from torch.optim", choices=OPTIMIZERS)
     weight_decay: float = option(0.0, "weight decay (L2; decoupled for adamw)")
     momentum: float = option(0.0, "momentum (sgd, rmsprop)")
-    schedule: str = option("constant", "learning-rate schedule from torch.optim.lr_scheduler", choices=SCHEDULES)
+    schedule: str = option("constant", "learning-rate schedule from torch.optim.lr_scheduler", choices=LR_SCHEDULES)
     warmup: int = option(0, "steps of linear warm-up before the schedule")
     minutes: float = option(0.0, "train for this much wall-clock time, the learning rate on a cosine from lr to 0 over it (0: off; needs schedule 'constant'; steps still caps the run; a resumed run goes on with what was left)")
     clip_norm: float = option(1.0, "clip gradients to this global L2 norm (0: off)")
@@ -147,12 +148,6 @@ def parse_options(cls: type, values: Mapping[str, Any], *, what: str = "option")
         if ch is not None and kwargs[name] not in ch:
             raise ValueError(f"unknown {name} {kwargs[name]!r}; expected one of: {', '.join(ch)}")
     return cls(**kwargs)
-
-
-def unknown_message(what: str, given: str, valid: Sequence[str]) -> str:
-    close = difflib.get_close_matches(given.replace("-", "_"), list(valid), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {given!r}{hint}; valid: {', '.join(valid)}"
 
 
 def to_dict(options: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import dataclasses
 import importlib
 import pkgutil
 
-from .config import TrainConfig, unknown_message
+from .._checks import unknown_message
+from .config import TrainConfig
 from .task import Task
 
 _TASKS: dict[str, type[Task]] = {}
@@ -44,8 +45,7 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    from . import tasks
-
+    tasks = importlib.import_module(f"{__package__}.tasks")  # its modules import this one to register
     for info in pkgutil.iter_modules(tasks.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{tasks.__name__}.{info.name}")

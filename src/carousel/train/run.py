@@ -16,6 +16,7 @@ the trainer's) or the ``config.json`` of an earlier run.
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from dataclasses import dataclass
@@ -24,13 +25,21 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from .checkpointing import load_model_weights
-from .config import TrainConfig, option_fields, parse_options, to_dict, unknown_message
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .._checks import unknown_message
+from .checkpoint_file import CheckpointError, latest_checkpoint, load_checkpoint
+from .config import TrainConfig, option_fields, parse_options, to_dict
+from .hooks import Hook
 from .metrics import truncate_metrics
+from .plot import plot_run
 from .registry import get_task
 from .task import Task
-from .trainer import Hook, Trainer
+from .trainer import Trainer
+from .trainer_checkpoint import load_model_weights
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,7 @@ def build_config(task: str | None, values: Mapping[str, Any] = {}, file: str | P
 
 
 def unknown_option(task: str, given: str, task_fields: list[str], train_fields: list[str]) -> str:
-    import difflib
-
+    """``unknown option --hiden for task 'adding' (did you mean --hidden?); task options: ...``."""
     flag = lambda n: "--" + n.replace("_", "-")  # noqa: E731
     close = difflib.get_close_matches(given.replace("-", "_"), task_fields + train_fields, n=1)
     hint = f" (did you mean {flag(close[0])}?)" if close else ""
@@ -103,10 +111,6 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any], dict
             raise ValueError(unknown_message("section", sorted(extra)[0], ["task", "options", "train"]) + f" (in {path})")
         return raw["task"], dict(raw.get("options", {})), dict(raw.get("train", {}))
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"config file {path} is not valid TOML: {err}") from None
@@ -129,6 +133,7 @@ def new_run_dir(task: str, root: str | Path = "runs") -> Path:
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The ``RunConfig`` recorded in ``run_dir/config.json``; ``ValueError`` when it is not a run directory."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not path.is_file():
@@ -187,11 +192,26 @@ def resume_run(
 def _finish(trainer: Trainer, run_dir: Path) -> dict[str, Any]:
     summary = trainer.fit()
     if trainer.is_main:
-        from .plot import plot_run
-
         summary["plot"] = plot_run(run_dir)
     summary["run_dir"] = str(run_dir)
     return summary
+
+
+def resolve_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Path:
+    """The checkpoint file ``checkpoint`` names in ``run_dir``: ``"best"`` (the latest step checkpoint
+    when the run has no best yet), ``"latest"``, or a file path. Raises ``CheckpointError`` when
+    there is none."""
+    folder = Path(run_dir) / "checkpoints"
+    if checkpoint == "best":
+        best = folder / "best.safetensors"
+        path = best if best.is_file() else latest_checkpoint(folder)
+    elif checkpoint == "latest":
+        path = latest_checkpoint(folder)
+    else:
+        path = Path(checkpoint)
+    if path is None or not path.is_file():
+        raise CheckpointError(f"{run_dir} has no checkpoint {checkpoint!r} to load")
+    return path
 
 
 def evaluate_run(run_dir: str | Path, *, split: str | None = None, checkpoint: str = "best") -> dict[str, Any]:
@@ -201,16 +221,7 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = None, checkpoint: s
     config = load_run_config(run_dir)
     task = config.make_task()
     splits = task.splits if split is None else (task.check_split(split),)
-    folder = run_dir / "checkpoints"
-    if checkpoint == "best":
-        path = folder / "best.safetensors"
-        path = path if path.is_file() else latest_checkpoint(folder)
-    elif checkpoint == "latest":
-        path = latest_checkpoint(folder)
-    else:
-        path = Path(checkpoint)
-    if path is None:
-        raise CheckpointError(f"{run_dir} has no checkpoint to evaluate")
+    path = resolve_checkpoint(run_dir, checkpoint)
     tensors, meta = load_checkpoint(path)
     if meta.get("run", {}).get("task") != config.task:
         raise CheckpointError(f"checkpoint {path} is for task {meta.get('run', {}).get('task')!r}, the run is {config.task!r}")

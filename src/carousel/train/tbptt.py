@@ -13,30 +13,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..state import detach_state, map_state
 from .streams import Window
-
-
-def map_state(fn: Callable[[Tensor], Tensor], state: Any, *, keep_others: bool = False) -> Any:
-    """Apply ``fn`` to every tensor in a nested state (tuples, NamedTuples, lists, dicts, None);
-    anything else is an error, or with ``keep_others`` passed through unchanged (a batch's labels)."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return fn(state)
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(map_state(fn, s, keep_others=keep_others) for s in state))
-    if isinstance(state, (tuple, list)):
-        return type(state)(map_state(fn, s, keep_others=keep_others) for s in state)
-    if isinstance(state, dict):
-        return {k: map_state(fn, v, keep_others=keep_others) for k, v in state.items()}
-    if keep_others:
-        return state
-    raise TypeError(f"expected a recurrent state made of tensors, tuples, lists or dicts, got {type(state).__name__}")
-
-
-def detach_state(state: Any) -> Any:
-    """The same state cut from the graph that produced it."""
-    return map_state(Tensor.detach, state)
 
 
 def reset_rows(state: Any, mask: Tensor) -> Any:

@@ -17,67 +17,33 @@ generator) goes into the checkpoint, so ``resume`` continues exactly.
 
 from __future__ import annotations
 
-import math
+import random
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
+from ..state import detach_state, map_state
 from .batches import derive_seed
-from .checkpoint import step_path
+from .checkpoint_file import step_path
 from .clip import clip_gradients
 from .config import TrainConfig, to_dict
 from .distributed import mean_over_ranks, setup, sum_over_ranks, wrap
 from .guard import NonFiniteGuard
+from .hooks import DiagnosticsHook, Hook, TimeBudget
 from .metrics import MetricsLog, finite
 from .optim import build_optimizer, build_scheduler
 from .progress import ProgressBar
 from .task import StepOutput, Task
-from .tbptt import detach_state, map_state
+from .trainer_checkpoint import load_trainer, save_trainer
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
     """Move every tensor in a batch (tensors, tuples, NamedTuples, lists, dicts) to ``device``."""
     return map_state(lambda t: t.to(device), obj, keep_others=True)
-
-
-class Hook:
-    """Override any of these to watch or steer a run; ``trainer.stop(reason)`` ends it after the step."""
-
-    def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
-
-    def on_eval(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
-
-    def on_checkpoint(self, trainer: "Trainer", path: Path) -> None: ...
-
-    def on_end(self, trainer: "Trainer") -> None: ...
-
-
-class TimeBudget(Hook):
-    """Train for ``seconds`` of training time: the learning rate follows a cosine from ``lr`` to 0
-    over that time, ``lr_t = lr * (1 + cos(pi * elapsed / seconds)) / 2``, then the run stops (and
-    the trainer evaluates and checkpoints as at any end). ``elapsed`` is ``trainer.elapsed()``,
-    which checkpoints keep, so a resumed run goes on with the budget it had left. Use with
-    ``schedule="constant"`` and a large ``steps``. ``report(elapsed, record)`` is called after every
-    step (a progress bar, say). The schedule follows the clock, so such a run is not reproducible
-    step for step.
-    """
-
-    def __init__(self, seconds: float, lr: float, report: Any = None) -> None:
-        if not seconds > 0:
-            raise ValueError(f"expected a time budget > 0 seconds, got {seconds}")
-        self.seconds, self.lr, self.report = float(seconds), float(lr), report
-
-    def on_step(self, trainer: "Trainer", record: dict[str, Any]) -> None:
-        elapsed = trainer.elapsed()
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, elapsed / self.seconds)))
-        if self.report is not None:
-            self.report(elapsed, record)
-        if elapsed >= self.seconds:
-            trainer.stop(f"time budget of {self.seconds:g} s reached")
 
 
 class Trainer:
@@ -96,8 +62,6 @@ class Trainer:
             raise TypeError(f"expected a TrainConfig, got {type(config).__name__}")
         self.task, self.config, self.hooks = task, config, list(hooks)
         if config.diagnose_every:
-            from ..diagnostics.hook import DiagnosticsHook
-
             self.hooks.append(DiagnosticsHook(every=config.diagnose_every))
         if config.minutes:
             self.hooks.append(TimeBudget(60.0 * config.minutes, config.lr))
@@ -130,10 +94,6 @@ class Trainer:
 
     @staticmethod
     def _seed_generators(seed: int) -> None:
-        import random
-
-        import numpy as np
-
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -159,10 +119,14 @@ class Trainer:
         saved_at = -1
         self._fit_started = time.monotonic()
         try:
-            with ProgressBar(cfg.steps, self.step, unit=self.task.unit, enabled=cfg.progress and self.is_main) as bar:
+            bar = ProgressBar(cfg.steps, self.step, unit=self.task.unit, enabled=cfg.progress and self.is_main,
+                              seconds=60.0 * cfg.minutes or None, start_seconds=self.trained_seconds, monitor=self.task.monitor)
+            with bar:
+                for hook in self.hooks:
+                    hook.on_start(self)
                 while self.step < cfg.steps and self.stop_reason is None:
                     record = self.train_step()
-                    bar.update(self.step, record["loss"] or float("nan"), record["grad_norm"] or float("nan"), record["rate"])
+                    bar.update(record, self.elapsed())
                     last = self.step >= cfg.steps or self.stop_reason is not None
                     if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
                         self.evaluate()
@@ -258,11 +222,9 @@ class Trainer:
             hook.on_eval(self, record)
         return record
 
-    # ---- checkpoints (implemented in checkpointing.py) --------------------------------------------------
+    # ---- checkpoints (what they hold: trainer_checkpoint.py; the file format: checkpoint_file.py) -------
     def save(self, *, best: bool = False) -> Path | None:
         """Write a checkpoint of the whole training state (rank 0 writes; every rank takes part)."""
-        from .checkpointing import save_trainer
-
         if self.checkpoint_dir is None:
             return None
         path = self.checkpoint_dir / "best.safetensors" if best else step_path(self.checkpoint_dir, self.step)
@@ -276,6 +238,4 @@ class Trainer:
     def load(self, path: str | Path, *, allow: Sequence[str] = ("steps", "progress", "keep", "log_every", "checkpoint_every")) -> None:
         """Restore the whole training state from ``path``; the recorded config must match this one
         except for the ``allow``-ed trainer options."""
-        from .checkpointing import load_trainer
-
         load_trainer(self, Path(path), allow=allow)

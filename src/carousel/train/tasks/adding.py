@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...cells import cell_names
 from ...data.tasks import ADDING_BASELINE_MSE, adding_problem
-from ...run import backend_names
+from ...models import RecurrentModel
+from ...runners import backend_names
 from ..batches import SeededBatches, generated_batches
-from ..cells import cell_names
 from ..config import option
-from ..model import RecurrentModel
 from ..registry import register_task
 from ..task import Shard, StepOutput, Task
 

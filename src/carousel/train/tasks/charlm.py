@@ -28,16 +28,20 @@ from torch import nn
 from ...data.compress import compressor_bits
 from ...data.corpus import Corpus, load_corpus
 from ...data.vocab import Vocabulary
-from ...decode.schedule import SCHEDULES, SamplingSchedule
+from ...decode.schedule import SAMPLING_DECAYS, SamplingSchedule
 from ...decode.teacher import scheduled_sampling
-from ...models.char_lm import CharLM
-from ...run import backend_names
-from ..cells import cell_names
+from ...cells import cell_names
+from ...models import CharLM
+from ...runners import backend_names
+from ...state import detach_state
+from ..checkpoint_file import CheckpointError, load_checkpoint
 from ..config import option
 from ..registry import register_task
+from ..run import load_run_config, resolve_checkpoint
 from ..streams import StreamBatches, StreamOptions, Streams, Window
 from ..task import Shard, StepOutput, Task
-from ..tbptt import detach_state, reset_rows, run_window
+from ..tbptt import reset_rows, run_window
+from ..trainer_checkpoint import load_model_weights
 
 PRECISIONS = ("fp32", "bf16")
 COMPRESSOR_KEYS = {"gzip -9": "gzip_bpc", "bzip2 -9": "bzip2_bpc", "xz -9e": "xz_bpc"}
@@ -61,7 +65,7 @@ class CharLMOptions(StreamOptions):
     zoneout_c: float = option(0.0, "zoneout rate of c (LSTM)")
     backend: str = option("auto", "runner backend", choices=backend_names)
     precision: str = option("fp32", "training arithmetic: fp32, or bf16 autocast (about 1.7x faster on CPUs with AVX-512 BF16)", choices=PRECISIONS)
-    sampling: str = option("none", "scheduled sampling decay of the teacher-forcing probability", choices=SCHEDULES)
+    sampling: str = option("none", "scheduled sampling decay of the teacher-forcing probability", choices=SAMPLING_DECAYS)
     sampling_k: float = option(1.0, "scheduled sampling constant k (Bengio et al. 2015)")
     sampling_c: float = option(0.0, "scheduled sampling slope c (linear decay)")
     sampling_min: float = option(0.0, "floor of the teacher-forcing probability")
@@ -212,23 +216,10 @@ def load_char_lm(run_dir: str, checkpoint: str = "best") -> tuple[CharLM, Vocabu
     The vocabulary comes from the checkpoint itself, so the corpus need not be present.
     Returns ``(model, vocabulary, run_config)``.
     """
-    from pathlib import Path
-
-    from ..checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-    from ..checkpointing import load_model_weights
-    from ..run import load_run_config
-
     config = load_run_config(run_dir)
     if config.task != CharLMTask.name:
         raise ValueError(f"{run_dir} is a run of task {config.task!r}; sampling needs a {CharLMTask.name!r} run")
-    folder = Path(run_dir) / "checkpoints"
-    if checkpoint in ("best", "latest"):
-        best = folder / "best.safetensors"
-        path = best if checkpoint == "best" and best.is_file() else latest_checkpoint(folder)
-    else:
-        path = Path(checkpoint)
-    if path is None or not path.is_file():
-        raise CheckpointError(f"{run_dir} has no checkpoint {checkpoint!r} to load")
+    path = resolve_checkpoint(run_dir, checkpoint)
     tensors, _ = load_checkpoint(path)
     codes = tensors.get("model/vocab_codes")
     if codes is None or int(codes.min()) < 0:

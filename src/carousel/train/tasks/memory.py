@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...data.tasks import COPY_LENGTH, SyntheticTask, synthetic_task
+from ...models import RecurrentModel
 from ..batches import SeededBatches, generated_batches
 from ..config import option
-from ..model import RecurrentModel
 from ..registry import register_task
 from ..task import Shard, StepOutput, Task
 from .adding import AddingOptions
@@ -34,12 +32,6 @@ class MemoryOptions(AddingOptions):
         if self.length < 1:
             raise ValueError(f"expected length >= 1, got {self.length}")
         self.check_sizes()
-
-
-def _loss(spec: SyntheticTask, prediction: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    if spec.loss == "mse":
-        return F.mse_loss(prediction, y, reduction=reduction)
-    return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), y.reshape(-1), reduction=reduction)  # (N*L, C)
 
 
 class MemoryTask(Task):
@@ -65,7 +57,7 @@ class MemoryTask(Task):
     def step(self, model: nn.Module, batch, state) -> StepOutput:
         x, y = batch
         prediction, _ = model(x)
-        return StepOutput(_loss(self.spec, prediction, y), None, x.shape[0])
+        return StepOutput(self.spec.criterion(prediction, y), None, x.shape[0])
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         seed = VALID_SEED if self.check_split(split) == "valid" else TEST_SEED
@@ -76,7 +68,7 @@ class MemoryTask(Task):
         for xb, yb in zip(x.split(500), y.split(500)):
             prediction, _ = model(xb.to(device))
             yb = yb.to(device)
-            total += float(_loss(spec, prediction, yb, reduction="sum"))
+            total += float(spec.criterion(prediction, yb, reduction="sum"))
             if spec.loss == "cross_entropy":
                 if spec.every_step:  # copying: only the recalled symbols count
                     prediction, yb = prediction[:, -COPY_LENGTH:], yb[:, -COPY_LENGTH:]

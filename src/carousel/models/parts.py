@@ -1,0 +1,85 @@
+"""The parts every model is built from: cells by name or factory, a recurrent stack, token input, readouts.
+
+A model with a head is an input map (an embedding of token ids, or the raw features), a
+``Deep`` stack of ``Recurrent`` layers built by :func:`recurrent_stack`, a readout (every step,
+or each sequence's last step: :func:`last_step`) and a linear head.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .._checks import check_rate, check_size
+from ..cells import Cell, make_cell
+from ..layers import Deep, Recurrent
+from ..regularize import RecurrentDropout, Zoneout
+
+CellFactory = Callable[[int, int], Cell]
+
+
+def cell_factory(cell: str | CellFactory, options: dict[str, Any] | None = None) -> CellFactory:
+    """A factory ``(input_size, hidden_size) -> Cell`` from a registered cell name or a callable.
+
+    An unknown name or option raises at once (``ValueError`` listing the registered names); the
+    check builds a throwaway cell without drawing from torch's generator.
+    """
+    options = dict(options or {})
+    if isinstance(cell, str):
+        with torch.random.fork_rng(devices=[]):
+            make_cell(cell, 1, 1, **options)  # fails early, listing the valid names, on an unknown one
+        return lambda i, h: make_cell(cell, i, h, **options)
+    if callable(cell):
+        return lambda i, h: cell(i, h, **options)
+    raise TypeError(f"expected cell as a name such as 'lstm' or a factory (input_size, hidden_size) -> Cell, got {type(cell).__name__}")
+
+
+def recurrent_stack(
+    make: CellFactory,
+    input_size: int,
+    sizes: Sequence[int],
+    *,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout_h: float = 0.0,
+    zoneout_c: float = 0.0,
+    backend: str = "auto",
+) -> Deep:
+    """A ``Deep`` stack with one ``Recurrent(make(size_in, size))`` per entry of ``sizes``.
+
+    ``dropout``: variational dropout between layers (one mask per sequence); ``recurrent_dropout``
+    wraps every cell in ``RecurrentDropout``, ``zoneout_h``/``zoneout_c`` in ``Zoneout`` (outermost).
+    Raises ``TypeError`` when the factory does not return a carousel ``Cell``.
+    """
+    recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+    zoneout_h, zoneout_c = check_rate(zoneout_h, "zoneout_h"), check_rate(zoneout_c, "zoneout_c")
+    layers, size = [], check_size(input_size, "input_size")
+    for h in sizes:
+        c = make(size, check_size(h, "hidden_size"))
+        if not isinstance(c, Cell):
+            raise TypeError(f"the cell factory must return a carousel Cell, got {type(c).__name__}")
+        size = c.output_size
+        if recurrent_dropout:
+            c = RecurrentDropout(c, recurrent_dropout)
+        if zoneout_h or zoneout_c:
+            c = Zoneout(c, zoneout_h, zoneout_c)
+        layers.append(Recurrent(c, backend=backend))
+    return Deep(layers, dropout=dropout, variational=True)
+
+
+def check_token_ids(x: object, what: str = "token ids") -> Tensor:
+    """``x`` if it is an integer tensor of shape (B, T), else ``ValueError`` saying what was given."""
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected {what} of shape (B, T) and an integer dtype, got {got}")
+    return x
+
+
+def last_step(y: Tensor, lengths: Any = None) -> Tensor:
+    """Each sequence's output at its last step: ``y`` (B, T, H) -> (B, H); ``lengths`` (B,) or None (all T)."""
+    if lengths is None:
+        return y[:, -1]  # (B, H)
+    last = torch.as_tensor(lengths, device=y.device).long() - 1
+    return y[torch.arange(y.shape[0], device=y.device), last]  # (B, H)

@@ -1,0 +1,43 @@
+"""Runners: how a cell meets time. ``carousel.run(cell, x, state, lengths, backend=...)`` is the entry point.
+
+Backends (``backend_names()``), all with the same contract and tested against the reference:
+
+* ``"fused"``: torch's fused kernels (oneDNN / cuDNN) on the cell's own parameters, for the
+  cells that say which kernel computes them (``cell.fused_mode()``): standard Elman, LSTM
+  (with projection), GRU, orthogonal tanh/relu, DropConnect-masked weights;
+* ``"scan"``: cells whose recurrence is linear in ``h`` (``cell.scan_unsupported()`` is None,
+  ``cell.coefficients``): minGRU, minLSTM;
+* ``"explicit"``: cells that offer their step with its derivative written out
+  (``cell.explicit_step()``: the LSTM family, also under recurrent dropout): one autograd
+  function per run with an explicit backward through time;
+* ``"reference"``: the plain autograd loop over ``cell.step`` that every other backend is tested
+  against; it serves every cell, and alone supports double backward;
+* ``"auto"`` (the default): the first of fused, scan, explicit, reference that serves the cell.
+
+``use_backend(name)`` overrides every layer's choice inside a block; ``observe_steps`` shows
+every step the reference loop takes.
+"""
+
+from .backend import Backend, backend_names, check_backend, register_backend, resolve_backend, resolve_stack, run, use_backend
+from .explicit import run_explicit
+from .fused import run_fused, run_fused_stack
+from .reference import observe_steps, run_reference
+from .scan import linear_scan, run_scan
+
+__all__ = [
+    "run",
+    "run_reference",
+    "run_explicit",
+    "run_fused",
+    "run_fused_stack",
+    "run_scan",
+    "linear_scan",
+    "Backend",
+    "register_backend",
+    "resolve_backend",
+    "resolve_stack",
+    "check_backend",
+    "backend_names",
+    "use_backend",
+    "observe_steps",
+]

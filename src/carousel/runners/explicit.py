@@ -1,0 +1,105 @@
+"""The ``"explicit"`` backend: a whole run as one ``autograd.Function`` with an explicit backward through time.
+
+The reference loop (``run_reference``) records a dozen autograd nodes per step; on small layers the
+bookkeeping costs more than the arithmetic. A cell that knows the derivative of its own step can
+offer an *explicit step* (``cell.explicit_step()``), an object that
+
+* ``tensors``: the tensors its steps read besides the projected input and the state (weights,
+  read once inside ``parametrize.cached()``), in a fixed order;
+* ``begin(px, tensors, state, keep, h_mask)``: prepares a run over ``px`` (B, T, G); ``keep`` says
+  whether a backward pass will follow (then it keeps what the backward needs, in time-major
+  buffers); ``h_mask`` (B, F) or None: the recurrence reads ``h_{t-1} * h_mask`` (the cell's
+  ``recurrent_mask``, e.g. recurrent dropout) while the state and outputs keep ``h_t`` itself;
+* ``forward(t, px_t, state, h_out) -> state``: one step, without autograd; ``h_out`` (B, F), when
+  given, is where ``h_t`` must be written (the returned ``h`` is then ``h_out``);
+* ``backward(t, grad_state) -> grad_state_prev``: the step's derivative, given the gradient
+  reaching the state after step t (the output's gradient already added to ``h``);
+* ``finish(h_prev) -> (grad_px, grads)``: the gradient of ``px`` (B, T, G) and of every tensor in
+  ``tensors``; ``h_prev`` (T, B, F) holds the state ``h`` entering every step, so that weight
+  gradients are accumulated in one matrix product over all steps at the end.
+
+This module knows only time: the loop, the masking of finished sequences (their state is
+frozen and their outputs are zero, and the gradient of a frozen state passes straight through),
+and the plumbing into autograd. It must agree with ``run_reference`` on outputs, final state and
+every gradient (tests/runners/test_explicit.py); the backward is first-order only
+(``once_differentiable``), so ``backend="reference"`` serves double backward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parametrize
+
+from ..cells.base import Cell
+
+
+def explicit_unsupported(cell: Cell, x: Tensor) -> str | None:
+    """None when ``cell`` offers an explicit step (``cell.explicit_step()``), else the reason it does not."""
+    return None if cell.explicit_step() is not None else f"{cell.kind} has no explicit step in this configuration"
+
+
+class _ExplicitRun(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, step, lengths, h_mask, n_state: int, px: Tensor, *rest: Tensor):
+        state, tensors = rest[:n_state], rest[n_state:]
+        B, T, _ = px.shape
+        keep = any(ctx.needs_input_grad[4:])
+        step.begin(px, tensors, state, keep, h_mask)
+        hs = px.new_empty(T + 1, B, state[0].shape[-1])  # (T+1, B, F): h entering each step, then the last
+        hs[0] = state[0]
+        shortest = T if lengths is None else int(lengths.min())
+        alive = None if lengths is None else (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(px.device)  # (T, B)
+        zero = torch.zeros((), dtype=px.dtype, device=px.device)
+        for t, px_t in enumerate(px.unbind(1)):
+            if t < shortest:
+                state = step.forward(t, px_t, state, hs[t + 1])  # h_t written in place
+            else:
+                new = step.forward(t, px_t, state, None)
+                a = alive[t].unsqueeze(1)  # (B, 1)
+                state = tuple(torch.where(a, n, s) for n, s in zip(new, state))
+                torch.where(a, new[0], zero, out=hs[t + 1])
+        ctx.step, ctx.alive, ctx.shortest = step, alive, shortest
+        if keep:
+            ctx.save_for_backward(hs)
+        # outputs (B, T, F) and final state are copies, free to be changed in place like any other path's
+        return (hs[1:].transpose(0, 1).contiguous(), *(s.clone() for s in state))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor, *grad_final: Tensor):
+        (hs,) = ctx.saved_tensors
+        step, alive, shortest = ctx.step, ctx.alive, ctx.shortest
+        grad = list(grad_final)  # gradient reaching the state after step t, starting from the last
+        for t, grad_out_t in reversed(list(enumerate(grad_out.unbind(1)))):
+            if t < shortest:
+                grad[0] = grad[0] + grad_out_t
+                grad = step.backward(t, grad)
+            else:
+                a = alive[t].unsqueeze(1)  # (B, 1): a finished sequence's output is zero, its state passes through
+                grad[0] = grad[0] + torch.where(a, grad_out_t, 0.0)
+                through = step.backward(t, [torch.where(a, g, 0.0) for g in grad])
+                grad = [p + torch.where(a, 0.0, g) for p, g in zip(through, grad)]
+        grad_px, grads = step.finish(hs[:-1])  # the step keeps its buffers: a retained graph may run backward again
+        return (None, None, None, None, grad_px, *grad, *grads)
+
+
+def run_explicit(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
+    """Run ``cell`` with its explicit step; same contract as ``run_reference``."""
+    B, T, _ = x.shape
+    with parametrize.cached():
+        step = cell.explicit_step()
+        if step is None:
+            raise ValueError(f"backend 'explicit' cannot run {cell.kind}: {explicit_unsupported(cell, x)}")
+        if lengths is not None:
+            longest = int(lengths.max())
+            x = x[:, :longest] if longest < T else x
+        px = cell.project(x)  # (B, T', G); a cell that masks h_{t-1} starts its sequence here
+        h_mask = cell.recurrent_mask(B, px)  # (B, F) or None, drawn as the reference's first step draws it
+        tensors = step.tensors
+        out, *final = _ExplicitRun.apply(step, lengths, h_mask, len(state), px, *state, *tensors)
+    if out.shape[1] < T:
+        out = torch.cat([out, out.new_zeros(B, T - out.shape[1], out.shape[-1])], dim=1)  # (B, T, F)
+    return out, cell.state_type(*final)

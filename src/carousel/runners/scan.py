@@ -1,0 +1,225 @@
+r"""The scan runner, for cells whose recurrence is linear in the state (minGRU, minLSTM).
+
+Such a cell says so (``cell.scan_unsupported()`` is None) and gives ``coefficients(px) -> (a, b)`` with
+
+.. math::
+    h_t = a_t \odot h_{t-1} + b_t ,
+
+so no step needs a matrix product and the recurrence can be evaluated without the per-step
+overhead of autograd. On a CPU the cost of this work is memory traffic, not arithmetic (the
+textbook log-space parallel scan does several times the work and is slower than ``nn.GRU``),
+so this runner is built to touch each number few times and to stay in cache:
+
+* time is cut into blocks of a few hundred steps (``block_steps``); each block's projection,
+  coefficients and scan are computed while the block is in cache, and the state is carried
+  from block to block;
+* inside a block, :class:`LinearScan` (a custom ``autograd.Function``) evaluates the recurrence
+  exactly: chunks of ``C`` steps run side by side from a zero state (``u``), then one short
+  loop carries the state across chunks and one product adds it back,
+  ``h_{kC+j} = u_{k,j} + P_{k,j} s_k`` with ``P_{k,j} = a_{kC} \cdots a_{kC+j}`` and ``s_k`` the
+  state entering chunk ``k``; no logarithm, no division, nothing that can underflow into an error;
+* the backward pass is the same recurrence run backwards in time,
+  ``g_t = \partial L/\partial h_t + a_{t+1} g_{t+1}``, giving ``\partial L/\partial b_t = g_t``,
+  ``\partial L/\partial a_t = g_t h_{t-1}`` and ``\partial L/\partial h_{-1} = a_0 g_0``.
+
+Past a sequence's length ``a = 1`` and ``b = 0``, so its state is frozen; its outputs are zeroed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parametrize
+
+from ..cells.base import Cell
+
+CHUNK = 16  # steps per chunk inside a block (the length of the in-chunk loop)
+BLOCK_ELEMENTS = 1 << 19  # about B * steps * H numbers per block: 2 MB in float32
+
+
+def scan_unsupported(cell: Cell, x: Tensor) -> str | None:
+    """None when the scan can run ``cell``, else the reason it cannot."""
+    reason = cell.scan_unsupported()
+    if reason is not None:
+        return reason
+    if len(cell.state_type._fields) != 1:
+        return f"scan needs a cell whose state is h alone; {cell.kind} has {cell.state_type._fields}"
+    if not x.is_floating_point():
+        return f"scan needs a real floating-point input; dtype {x.dtype} was given"
+    return None
+
+
+def _scan_into(a: Tensor, b: Tensor, h0: Tensor, out: Tensor, chunk: int = CHUNK) -> None:
+    """Write ``out_t = a_t * out_{t-1} + b_t`` (``out_{-1} = h0``) into contiguous ``out`` (B, T, H)."""
+    B, T, H = a.shape
+    n = T // chunk if T >= 2 * chunk else 0
+    done = n * chunk
+    if n:
+        a4 = a[:, :done].reshape(B, n, chunk, H)  # (B, n, C, H)
+        b4 = b[:, :done].reshape(B, n, chunk, H)
+        u = out[:, :done].view(B, n, chunk, H)
+        u_j, a_j, b_j = u.unbind(2), a4.unbind(2), b4.unbind(2)  # C views of (B, n, H)
+        prev = u_j[0].copy_(b_j[0])
+        for j in range(1, chunk):  # every chunk from a zero state, side by side
+            prev = torch.addcmul(b_j[j], a_j[j], prev, out=u_j[j])
+        P = torch.cumprod(a4, dim=2)  # (B, n, C, H): P[:, k, j] = a_{kC} ... a_{kC+j}
+        S = torch.empty(B, n, H, dtype=out.dtype, device=out.device)  # state entering chunk k
+        s = h0
+        for s_k, P_k, u_k in zip(S.unbind(1), P[:, :, -1].unbind(1), u_j[-1].unbind(1)):
+            s_k.copy_(s)
+            s = torch.addcmul(u_k, P_k, s)
+        torch.addcmul(u, P, S.unsqueeze(2), out=u)  # h = u + P * s_k
+        h0 = out[:, done - 1]
+    prev = h0
+    for a_t, b_t, o_t in zip(a[:, done:].unbind(1), b[:, done:].unbind(1), out[:, done:].unbind(1)):
+        prev = torch.addcmul(b_t, a_t, prev, out=o_t)
+
+
+def _scan_reverse_into(c: Tensor, d: Tensor, out: Tensor, end: Tensor | None = None, chunk: int = CHUNK) -> None:
+    """Write ``out_t = d_t + c_t * out_{t+1}`` (``out_T = end``, or 0), backwards in time, into contiguous ``out``.
+
+    The mirror image of :func:`_scan_into`: chunks run side by side from a zero state at their
+    right end (``u``), with ``Q_{k,j} = c_{kC+j} ... c_{kC+C-1}`` the factor that carries the
+    value entering chunk ``k`` from the right; the ragged tail after the last chunk runs first.
+    """
+    B, T, H = c.shape
+    n = T // chunk if T >= 2 * chunk else 0
+    done = n * chunk
+    nxt = end
+    for t in range(T - 1, done - 1, -1):  # the tail, step by step
+        o = out[:, t]
+        nxt = o.copy_(d[:, t]) if nxt is None else torch.addcmul(d[:, t], c[:, t], nxt, out=o)
+    if not n:
+        return
+    c4 = c[:, :done].reshape(B, n, chunk, H)  # (B, n, C, H)
+    d4 = d[:, :done].reshape(B, n, chunk, H)
+    u = out[:, :done].view(B, n, chunk, H)
+    Q = torch.empty_like(u)
+    u_j, Q_j, c_j, d_j = u.unbind(2), Q.unbind(2), c4.unbind(2), d4.unbind(2)
+    u_j[-1].copy_(d_j[-1])
+    Q_j[-1].copy_(c_j[-1])
+    for j in range(chunk - 2, -1, -1):  # every chunk from a zero state at its right end, side by side
+        torch.addcmul(d_j[j], c_j[j], u_j[j + 1], out=u_j[j])
+        torch.mul(c_j[j], Q_j[j + 1], out=Q_j[j])
+    G = torch.empty(B, n, H, dtype=out.dtype, device=out.device)  # value entering chunk k from the right
+    g = nxt if nxt is not None else torch.zeros_like(G[:, 0])
+    for G_k, Q_k, u_k in zip(reversed(G.unbind(1)), reversed(Q_j[0].unbind(1)), reversed(u_j[0].unbind(1))):
+        G_k.copy_(g)
+        g = torch.addcmul(u_k, Q_k, g)
+    torch.addcmul(u, Q, G.unsqueeze(2), out=u)  # out = u + Q * G
+
+
+class LinearScan(torch.autograd.Function):
+    """``h = LinearScan.apply(a, b, h0)``: ``h_t = a_t * h_{t-1} + b_t`` over dim 1 of (B, T, H)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), h0.dtype)
+        a, b, h0 = a.to(dtype), b.to(dtype), h0.to(dtype)
+        h = torch.empty(b.shape, dtype=dtype, device=b.device)  # (B, T, H)
+        _scan_into(a, b, h0, h)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        a, h, h0 = ctx.saved_tensors
+        # g_t = grad_h_t + a_{t+1} g_{t+1}: the same recurrence backwards in time, with c_t = a_{t+1}
+        c = torch.empty_like(a)
+        c[:, :-1] = a[:, 1:]
+        c[:, -1].zero_()
+        g = torch.empty_like(h)  # (B, T, H)
+        _scan_reverse_into(c, grad_h, g)
+        grad_a = grad_h0 = None
+        if ctx.needs_input_grad[0]:
+            grad_a = torch.empty_like(a)
+            torch.mul(g[:, 1:], h[:, :-1], out=grad_a[:, 1:])  # g_t h_{t-1}
+            torch.mul(g[:, 0], h0, out=grad_a[:, 0])
+        if ctx.needs_input_grad[2]:
+            grad_h0 = a[:, 0] * g[:, 0]
+        return grad_a, (g if ctx.needs_input_grad[1] else None), grad_h0
+
+
+class _ExplicitScan(torch.autograd.Function):
+    """A block of a cell whose ``explicit_coefficients()`` offers the derivative: coefficients and scan in one node.
+
+    ``(h, h_last) = apply(coefficients, alive, px, h0)``; ``alive`` (B, T, 1) or None marks the
+    steps inside each sequence (elsewhere ``a = 1``, ``b = 0``: the state is frozen).
+    """
+
+    @staticmethod
+    def forward(ctx, coefficients, alive: Tensor | None, px: Tensor, h0: Tensor):
+        a, b = coefficients.forward(px)  # (B, T, H) each
+        if alive is not None:
+            a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
+            b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+        h0 = h0.to(a.dtype)
+        h = torch.empty(b.shape, dtype=a.dtype, device=a.device)  # (B, T, H)
+        _scan_into(a, b, h0, h)
+        ctx.coefficients, ctx.alive, ctx.px_shape = coefficients, alive, px.shape
+        ctx.save_for_backward(a, h, h0)
+        return h, h[:, -1].clone()  # the last state apart: its gradient then arrives as (B, H)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor, grad_last: Tensor):
+        a, h, h0 = ctx.saved_tensors
+        c = torch.empty_like(a)  # c_t = a_{t+1}; h_{T-1} also receives grad_last directly
+        c[:, :-1] = a[:, 1:]
+        c[:, -1].fill_(1.0)
+        g = torch.empty_like(h)
+        _scan_reverse_into(c, grad_h, g, end=grad_last)
+        grad_a = torch.empty_like(a)
+        torch.mul(g[:, 1:], h[:, :-1], out=grad_a[:, 1:])  # g_t h_{t-1}
+        torch.mul(g[:, 0], h0, out=grad_a[:, 0])
+        grad_b = g
+        if ctx.alive is not None:
+            grad_a.masked_fill_(~ctx.alive, 0.0)
+            grad_b = g.masked_fill(~ctx.alive, 0.0)
+        grad_px = torch.empty(ctx.px_shape, dtype=a.dtype, device=a.device)
+        ctx.coefficients.backward(grad_a, grad_b, grad_px)
+        return None, None, grad_px, a[:, 0] * g[:, 0]
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """``h_t = a_t * h_{t-1} + b_t`` for t = 0..T-1 with ``h_{-1} = h0``; ``a``, ``b`` (B, T, H), ``h0`` (B, H)."""
+    return LinearScan.apply(a, b, h0)
+
+
+def block_steps(batch_size: int, width: int) -> int:
+    """Steps per block so that a block of ``(B, steps, width)`` numbers stays in cache."""
+    return max(2 * CHUNK, BLOCK_ELEMENTS // max(1, batch_size * width))
+
+
+def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *, steps: int | None = None) -> tuple[Tensor, Any]:
+    """Run a linear-recurrence cell block by block; same contract as the loop runner."""
+    B, T, _ = x.shape
+    steps = steps or block_steps(B, cell.hidden_size)
+    h = state[0]
+    if lengths is not None:
+        alive_all = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device).unsqueeze(-1)  # (B, T, 1)
+        T = int(lengths.max())  # nothing happens after the longest sequence ends
+    outputs = []
+    with parametrize.cached():
+        for t0 in range(0, T, steps):
+            t1 = min(T, t0 + steps)
+            alive = None if lengths is None else alive_all[:, t0:t1]
+            px = cell.project(x[:, t0:t1])  # (B, t1 - t0, G)
+            coefficients = cell.explicit_coefficients()
+            if coefficients is not None:
+                out, h = _ExplicitScan.apply(coefficients, alive, px, h)  # (B, t1 - t0, H), (B, H)
+            else:
+                a, b = cell.coefficients(px)  # (B, t1 - t0, H) each
+                if alive is not None:
+                    a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
+                    b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+                out = linear_scan(a, b, h)
+                h = out[:, -1]
+            outputs.append(out if alive is None else out * alive)
+    if T < x.shape[1]:
+        outputs.append(h.new_zeros(B, x.shape[1] - T, h.shape[-1]))
+    out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]  # (B, T, H)
+    return out, cell.state_type(h)
