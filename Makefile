@@ -25,7 +25,9 @@ browser:
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
 	  echo "note: chromium could not be installed (needs root and apt); the activation-page browser test will skip"
 
+# the layers contract first (pyproject.toml, [tool.importlinter]): an upward import fails here
 test: setup browser
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 # OpenMP threads that sleep while waiting: on a shared machine, spinning threads made a training

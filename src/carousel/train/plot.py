@@ -7,9 +7,11 @@ matplotlib is imported here, when a plot is drawn (``pip install carousel[plot]`
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from .metrics import read_metrics
+from .registry import get_task
 
 
 def plot_run(run_dir: str | Path, name: str = "loss.png") -> Path | None:
@@ -56,10 +58,6 @@ def plot_run(run_dir: str | Path, name: str = "loss.png") -> Path | None:
 def _monitor(run_dir: Path) -> str:
     """The run's task's monitored metric (``"loss"`` when the task is not known here)."""
     try:
-        import json
-
-        from .registry import get_task
-
         return get_task(json.loads((run_dir / "config.json").read_text())["task"]).monitor
     except (OSError, ValueError, KeyError):
         return "loss"
@@ -67,8 +65,6 @@ def _monitor(run_dir: Path) -> str:
 
 def _clip_norm(run_dir: Path) -> float:
     try:
-        import json
-
         return float(json.loads((run_dir / "config.json").read_text())["train"]["clip_norm"])
     except (OSError, ValueError, KeyError):
         return 0.0
