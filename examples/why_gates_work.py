@@ -16,7 +16,7 @@ import torch
 
 from carousel.diagnostics import Snapshot
 from carousel.diagnostics.plots import plot_flow, plot_gates
-from carousel.diagnostics.study import StudyConfig, run_one
+from carousel.studies.gradients import StudyConfig, run_one
 
 
 def main(out: Path) -> None:
@@ -29,7 +29,7 @@ def main(out: Path) -> None:
         print("  before:", start.verdicts()[0].text)
         print("  after: ", end.verdicts()[0].text)
         plot_flow([start, end], out / f"{model}-gradient_flow.png", title=r["label"])
-        if end.layers["rnn"].gate_saturation:
+        if next(iter(end.layers.values())).gate_saturation:
             plot_gates([start, end], out / f"{model}-gates.png")
     print(f"\nplots in {out}/")
 

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from carousel import Deep, Recurrent
-from carousel.models import RecurrentModel
 from carousel.train import (
     SeededBatches,
     Shard,
@@ -113,27 +111,3 @@ def test_seeded_and_shuffled_batches_know_their_position():
     first = ShuffledBatches([x], 4, seed=1)
     for _ in range(7):
         assert torch.equal(torch.cat([next(h)[0] for h in halves]), next(first)[0])
-
-
-def test_recurrent_model_reads_each_sequence_at_its_last_step():
-    torch.manual_seed(0)
-    model = RecurrentModel("lstm", 3, 6, 2, layers=2, readout="last").double()
-    x = torch.randn(4, 7, 3, dtype=torch.float64)
-    lengths = torch.tensor([7, 3, 5, 1])
-    z, _ = model(x, lengths=lengths)
-    ys, _ = model.rnn(x, lengths=lengths)
-    expected = model.head(torch.stack([ys[b, n - 1] for b, n in enumerate(lengths.tolist())]))
-    torch.testing.assert_close(z, expected)
-    assert isinstance(model.rnn, Deep) and all(isinstance(layer, Recurrent) for layer in model.rnn.layers)
-
-
-def test_recurrent_model_with_a_vocabulary_refuses_floats():
-    torch.manual_seed(1)
-    model = RecurrentModel("gru", 4, 5, 11, vocab_size=11, readout="all")
-    ids = torch.randint(0, 11, (2, 6))
-    z, state = model(ids)
-    ys, expected_state = model.rnn(model.embedding.weight[ids])  # (2, 6, 5): rows of the embedding
-    torch.testing.assert_close(z, model.head(ys))
-    torch.testing.assert_close(state[0].h, expected_state[0].h)
-    with pytest.raises(ValueError, match="expected token ids of shape"):
-        model(torch.randn(2, 6, 4))

@@ -56,7 +56,6 @@ class TorchCompatible(nn.Module):
         self.num_layers = check_size(num_layers, "num_layers")
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.proj_size = int(proj_size)
         self.num_directions = 2 if bidirectional else 1
@@ -76,6 +75,11 @@ class TorchCompatible(nn.Module):
         )
         self.register_state_dict_post_hook(to_torch_keys)
         self.register_load_state_dict_pre_hook(from_torch_keys)
+
+    @property
+    def dropout(self) -> float:
+        """torch's ``dropout`` attribute: the rate between layers, which the ``Deep`` stack owns."""
+        return self.stack.dropout
 
     # ---- torch's names ---------------------------------------------------------------------
     def cells(self) -> list[Cell]:
