@@ -92,7 +92,7 @@ def test_same_seed_same_masks_other_seed_other_masks():
     assert not torch.allclose(runs[0], runs[2])
 
 
-def test_each_run_is_a_new_sequence_and_sequence_mask_is_the_one_used():
+def test_each_run_is_a_new_sequence_and_recurrent_mask_is_the_one_used():
     rd = RecurrentDropout(make_cell("lstm"), 0.5)
     x = torch.randn(3, 4, 3, dtype=torch.float64)
     torch.manual_seed(5)

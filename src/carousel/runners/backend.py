@@ -43,7 +43,7 @@ class Backend:
 _BACKENDS: dict[str, Backend] = {}
 _FORCED: ContextVar[str | None] = ContextVar("carousel_forced_backend", default=None)
 # "loop" was the name of the explicit backend with the reference as its fallback
-_RENAMED = {"loop": "auto: explicit, else reference"}
+_RENAMED = {"loop"}
 
 
 def register_backend(backend: Backend) -> None:
