@@ -153,6 +153,7 @@ def test_drop_in_between_dropout_added_later_is_drawn_in_training():
     torch.manual_seed(9)
     lstm = C.LSTM(3, 4, num_layers=2, batch_first=True)  # built without dropout
     add_variational_dropout(lstm.stack, {"between": 0.5})
+    assert lstm.dropout == 0.5 and lstm.stack.variational  # the stack owns the rate; the drop-in reads it
     x = torch.randn(2, 5, 3)
     l0, l1 = lstm.stack.layers
     torch.manual_seed(10)
@@ -161,3 +162,13 @@ def test_drop_in_between_dropout_added_later_is_drawn_in_training():
     y0, _ = l0(x)
     ref, _ = l1(y0 * bernoulli_mask((2, 1, 4), 0.5, y0))
     torch.testing.assert_close(out, ref)
+
+
+def test_set_dropout_keeps_the_stacks_mode():
+    stack = C.Deep([C.Recurrent(C.GRUCell(3, 4)), C.Recurrent(C.GRUCell(4, 4))]).eval()
+    stack.set_dropout(0.3, variational=True)
+    assert not stack.drop.training and not stack.drops_between  # an evaluating model stays deterministic
+    stack.train()
+    assert stack.drops_between and isinstance(stack.drop, VariationalDropout) and stack.drop.p == 0.3
+    with pytest.raises(ValueError, match="expected dropout in \\[0, 1\\), got 1.5"):
+        stack.set_dropout(1.5, variational=False)

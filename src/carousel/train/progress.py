@@ -1,5 +1,5 @@
-"""The live progress bar (rich): steps (or the clock, for a time budget), ETA, loss, the task's
-monitored metric, gradient norm and throughput."""
+"""The live progress bar (rich): steps (or the clock, for a time budget), elapsed and remaining
+time, loss, the task's monitored metric, gradient norm and throughput."""
 
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ class ProgressBar:
                 TextColumn("{task.fields[count]}"),
                 TextColumn("{task.fields[info]}"),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
                 TimeRemainingColumn(),
             )
             self._progress.__enter__()
@@ -71,10 +70,15 @@ class ProgressBar:
         if self.monitor and self.monitor != "loss" and self.monitor in record:
             parts.append(f"{self.monitor} {self._ema(self.monitor, record[self.monitor]):.4g}")
         norm = record.get("grad_norm")
-        parts += [f"|g| {norm if norm is not None else math.nan:.3g}", f"{record.get('rate', 0.0):,.0f} {self.unit}/s"]
+        parts += [f"|g| {norm if norm is not None else math.nan:.2g}", f"{_compact(record.get('rate', 0.0))} {self.unit}/s"]
         done = min(elapsed, self.seconds) if self.seconds else record["step"]
         self._progress.update(self._task, completed=done, info="  ".join(parts), count=self._count(record["step"]))
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
+
+
+def _compact(rate: float) -> str:
+    """``31,508`` as ``31.5k``: the bar shares a line with a lot."""
+    return f"{rate / 1e6:.2f}M" if rate >= 1e6 else f"{rate / 1e3:.1f}k" if rate >= 1e4 else f"{rate:,.0f}"
