@@ -41,7 +41,7 @@ def test_task_help_shows_defaults_and_choices(monkeypatch):
     code, text = invoke("train", "adding", "--help")
     assert code == 0
     assert "--hidden" in text and "hidden units per layer [default: 64]" in text and "--clip-norm" in text
-    assert "<lstm|lstm1997|gru|" in text.replace(" ", "") and "--progress --no-progress" in text
+    assert "<lstm|lstm1997|gru|" in text.replace(" ", "") and "--progress --no-progress" in text and "--steps <int>" in text
     assert "lstm1997 (LSTM without forget gate" in text  # the cells, with what each is
 
 
@@ -55,11 +55,12 @@ def test_task_help_shows_defaults_and_choices(monkeypatch):
         (["train", "--steps", "3"], "Error: no task given"),
         (["resume", "nowhere"], "Error: nowhere is not a run directory (no config.json)"),
         (["eval", "nowhere"], "Error: nowhere is not a run directory (no config.json)"),
-        # typer's, from the options' declarations: names, types and choices
+        # typer's reading of the options' declarations, with the library's conversion and messages
         (["train", "adding", "--hiden", "3"], "No such option: --hiden (Possible options: --help, --hidden)"),
-        (["train", "adding", "--cell", "lsmt"], "Invalid value for '--cell': Value error, 'lsmt' is not one of 'lstm', 'lstm1997', 'gru'"),
-        (["train", "adding", "--optimizer", "adamm"], "'adamm' is not one of 'adam', 'adamw', 'sgd', 'rmsprop', 'adagrad'"),
-        (["train", "adding", "--steps", "many"], "Invalid value for '--steps': Input should be a valid integer"),
+        (["train", "adding", "--cell", "lsmt"], "Invalid value for '--cell': unknown cell 'lsmt' (did you mean 'lstm'?); valid: lstm, lstm1997, gru"),
+        (["train", "adding", "--optimizer", "adamm"], "unknown optimizer 'adamm' (did you mean 'adam'?); valid: adam, adamw, sgd, rmsprop, adagrad"),
+        (["train", "adding", "--steps", "many"], "Invalid value for '--steps': expected an integer for steps, got 'many'"),
+        (["train", "adding", "--lr", "fast"], "Invalid value for '--lr': expected a number for lr, got 'fast'"),
         (["train", "adding", "--lr"], "Option '--lr' requires an argument"),
         (["train", "adding", "stray"], "Got unexpected extra argument(s) (stray)"),
     ],
@@ -146,3 +147,17 @@ def test_a_corrupt_checkpoint_is_reported_not_raised(tmp_path):
 def test_a_backend_that_cannot_run_the_cell_is_a_user_error(tmp_path):
     code, text = invoke("train", "adding", "--backend", "scan", "--steps", "1", "--run-dir", str(tmp_path / "r"), *TINY)
     assert code == 2 and "backend 'scan' cannot run LSTMCell" in text
+
+
+def test_runs_of_the_old_backend_name_loop_still_train_and_resume(tmp_path):
+    """Run directories written before 'loop' became 'explicit' record backend 'loop': they keep working."""
+    config = tmp_path / "old.toml"
+    config.write_text('[task]\nname = "adding"\nbackend = "loop"\nlength = 5\nhidden = 4\neval_size = 8\n[train]\nsteps = 2\nbatch_size = 4\nprogress = false\n')
+    run = tmp_path / "run"
+    code, text = invoke("train", "--config", str(config), "--run-dir", str(run))
+    assert code == 0, text
+    assert json.loads((run / "config.json").read_text())["options"]["backend"] == "loop"
+    code, text = invoke("resume", str(run), "--steps", "3")
+    assert code == 0, text
+    code, text = invoke("train", "adding", "--backend", "loop", "--steps", "1", "--run-dir", str(tmp_path / "r2"), *TINY)
+    assert code == 0, text

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 import carousel as C
+import carousel.runners.backend as backend_module
 from carousel.runners import backend_names, resolve_backend
 from cell_zoo import make_cell
 
@@ -68,13 +71,15 @@ def test_backend_resolution_is_explicit(lstm):
     torch.testing.assert_close(C.run(lstm, x, backend="explicit")[0], C.run(lstm, x, backend="auto")[0])
 
 
-def test_the_old_name_loop_still_runs_with_a_warning(lstm):
+def test_the_old_name_loop_still_runs_with_a_warning(lstm, monkeypatch):
     """'loop' was the explicit backward with the reference loop as its fallback; it warns and runs the same."""
     x = torch.randn(B, T, I, dtype=torch.float64)
     gru = C.GRUCell(I, H, variant="cho", dtype=torch.float64)
+    monkeypatch.setattr(backend_module, "_WARNED", set())
     with pytest.warns(FutureWarning, match="now called 'explicit'"):
         assert resolve_backend(lstm, x, "loop").name == "explicit"
-    with pytest.warns(FutureWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
         assert resolve_backend(gru, x, "loop").name == "reference"
 
 

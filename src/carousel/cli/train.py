@@ -2,14 +2,14 @@
 
 Every registered task is a sub-command whose options are the task's ``Options`` dataclass and the
 trainer's ``TrainConfig``, turned into real command-line parameters: each field's type, its help,
-its choices and its default come from its declaration (``carousel.train.option``), and typer checks
-them. A value given on the command line overrides the config file; what neither gives keeps the
+its choices and its default come from its declaration (``carousel.train.option``), and typer reads
+them with the library's own conversion (so the messages are those of the Python API). A value
+given on the command line overrides the config file; what neither gives keeps the
 dataclass default. ``carousel train --config run.toml`` takes the task from the file.
 """
 
 from __future__ import annotations
 
-import enum
 import inspect
 import os
 import typing
@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from ..cells import cell_names, cell_summary
 from ..train import TrainConfig, build_config, get_task, new_run_dir, read_config_file, task_names, train_run
-from ..train.config import choices_of, option_fields
+from ..train.config import choices_of, convert, option_fields
 from .._checks import unknown_message
 from . import app
 from .common import UsageError, fail, interrupted, overview, print_summary, user_errors
@@ -73,18 +73,30 @@ app.add_typer(train_app, name="train")
 
 
 def _parameter(name: str, field: Any, kind: Any, panel: str) -> inspect.Parameter:
-    """A keyword parameter typer reads as ``--name`` with the field's type, help, choices and default."""
+    """A keyword parameter typer reads as ``--name``: the field's type, help, choices and default, and
+    the library's own conversion and messages (``expected an integer for steps, got 'many'``)."""
     args = typing.get_args(kind)
     if args and type(None) in args:  # Optional[X]: the option's type is X
         kind = next(a for a in args if a is not type(None))
     flag = "--" + name.replace("_", "-")
-    decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
-    choices = choices_of(field)
-    if choices is not None:
-        kind = enum.Enum(f"{name}_choice", {c: c for c in choices}, type=str)  # typer offers an Enum as choices
     help_text = escape(f"{field.metadata.get('help', '')} [default: {field.default}]")  # help text is rich markup
-    default = typer.Option(None, *decls, help=help_text, show_default=False, rich_help_panel=panel)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Optional[kind])
+    if kind is bool:
+        option = typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False, rich_help_panel=panel)
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[bool])
+    choices = choices_of(field)
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text, kind, name)
+            if choices is not None and value not in choices:
+                raise ValueError(unknown_message(name.replace("_", " "), value, choices))
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+        return value
+
+    metavar = f"<{'|'.join(choices)}>" if choices is not None else f"<{kind.__name__}>"
+    option = typer.Option(None, flag, parser=parse, metavar=metavar, help=help_text, show_default=False, rich_help_panel=panel)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind])
 
 
 def task_command(task: str) -> Callable[..., None]:
@@ -102,7 +114,7 @@ def task_command(task: str) -> Callable[..., None]:
 
     def command(**given: Any) -> None:
         config_file, run_dir = given.pop("config"), given.pop("run_dir")
-        values = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in given.items() if v is not None}
+        values = {k: v for k, v in given.items() if v is not None}
         _train(task, values, config_file, run_dir)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

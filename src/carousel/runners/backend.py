@@ -44,6 +44,7 @@ _BACKENDS: dict[str, Backend] = {}
 _FORCED: ContextVar[str | None] = ContextVar("carousel_forced_backend", default=None)
 # "loop" was the name of the explicit backend with the reference as its fallback
 _RENAMED = {"loop"}
+_WARNED: set[str] = set()  # old names already warned about in this process
 
 
 def register_backend(backend: Backend) -> None:
@@ -51,9 +52,11 @@ def register_backend(backend: Backend) -> None:
     _BACKENDS[backend.name] = backend
 
 
-def backend_names() -> tuple[str, ...]:
-    """``"auto"`` and every registered backend, the fastest first."""
-    return ("auto", *sorted(_BACKENDS, key=lambda n: -_BACKENDS[n].priority))
+def backend_names(*, renamed: bool = False) -> tuple[str, ...]:
+    """``"auto"`` and every registered backend, the fastest first; with ``renamed``, also the old
+    names still accepted (``"loop"``), so that configurations of earlier runs keep working."""
+    names = ("auto", *sorted(_BACKENDS, key=lambda n: -_BACKENDS[n].priority))
+    return names + tuple(sorted(_RENAMED)) if renamed else names
 
 
 def check_backend(backend: object) -> str:
@@ -84,12 +87,14 @@ def resolve_backend(cell: Cell, x: Tensor, backend: str = "auto") -> Backend:
     """
     backend = _FORCED.get() or check_backend(backend)
     if backend in _RENAMED:
-        warnings.warn(
-            f"backend {backend!r} is now called 'explicit' (an explicit backward, for the cells that offer one); "
-            "'auto' picks it, and the 'reference' loop for the other cells",
-            FutureWarning,
-            stacklevel=3,
-        )
+        if backend not in _WARNED:
+            _WARNED.add(backend)
+            warnings.warn(
+                f"backend {backend!r} is now called 'explicit' (an explicit backward, for the cells that offer one); "
+                "'auto' picks it, and the 'reference' loop for the other cells",
+                FutureWarning,
+                stacklevel=3,
+            )
         backend = "explicit" if explicit_unsupported(cell, x) is None else "reference"
     if backend == "auto":
         for candidate in sorted(_BACKENDS.values(), key=lambda b: -b.priority):

@@ -26,7 +26,7 @@ class AddingOptions:
     hidden: int = option(64, "hidden units per layer")
     layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "variational dropout between layers and before the head")
-    backend: str = option("auto", "runner backend", choices=backend_names)
+    backend: str = option("auto", "runner backend ('loop': the old name of explicit-else-reference)", choices=lambda: backend_names(renamed=True))
     eval_size: int = option(1000, "sequences in the validation and test sets")
 
     def __post_init__(self) -> None:

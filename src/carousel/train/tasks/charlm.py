@@ -63,7 +63,7 @@ class CharLMOptions(StreamOptions):
     recurrent_dropout: float = option(0.0, "dropout on h_{t-1}, one mask per sequence")
     zoneout_h: float = option(0.0, "zoneout rate of h")
     zoneout_c: float = option(0.0, "zoneout rate of c (LSTM)")
-    backend: str = option("auto", "runner backend", choices=backend_names)
+    backend: str = option("auto", "runner backend ('loop': the old name of explicit-else-reference)", choices=lambda: backend_names(renamed=True))
     precision: str = option("fp32", "training arithmetic: fp32, or bf16 autocast (about 1.7x faster on CPUs with AVX-512 BF16)", choices=PRECISIONS)
     sampling: str = option("none", "scheduled sampling decay of the teacher-forcing probability", choices=SAMPLING_DECAYS)
     sampling_k: float = option(1.0, "scheduled sampling constant k (Bengio et al. 2015)")
