@@ -149,6 +149,7 @@ def test_a_backend_that_cannot_run_the_cell_is_a_user_error(tmp_path):
     assert code == 2 and "backend 'scan' cannot run LSTMCell" in text
 
 
+@pytest.mark.filterwarnings("ignore:backend 'loop' is now called 'explicit'")
 def test_runs_of_the_old_backend_name_loop_still_train_and_resume(tmp_path):
     """Run directories written before 'loop' became 'explicit' record backend 'loop': they keep working."""
     config = tmp_path / "old.toml"

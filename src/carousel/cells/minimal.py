@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..state import GRUState, MinLSTMState
 from .base import Cell
 from .init import uniform_init_
-from .minimal_explicit import MinGRUCoefficients, MinLSTMCoefficients
+from .minimal_explicit import MinGRUCoefficients, MinLSTMCoefficients, normalised_gates
 
 
 class _LinearRecurrenceCell(Cell):
@@ -81,7 +81,10 @@ class MinLSTMCell(_LinearRecurrenceCell):
         h_t &= f'_t \odot h_{t-1} + i'_t \odot \tilde h_t
 
     The normalisation makes the scale of ``h`` independent of time (the paper's
-    time-independence). ``weight_ih`` stacks ``[W_f; W_i; W_h]`` (3H, I).
+    time-independence). ``weight_ih`` stacks ``[W_f; W_i; W_h]`` (3H, I). The normalised gates are
+    computed in log space, ``f' = \sigma(\log \sigma(k_f) - \log \sigma(k_i))`` (the same value; the
+    paper's appendix computes minLSTM in log space too), so that two sigmoids that underflow to 0
+    (``k = -200`` in float32) still give their ratio instead of 0/0.
     """
 
     state_type = MinLSTMState
@@ -89,9 +92,7 @@ class MinLSTMCell(_LinearRecurrenceCell):
 
     def coefficients(self, px: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, h_tilde = px.chunk(3, dim=-1)  # (..., H) each
-        f, i = torch.sigmoid(kf), torch.sigmoid(ki)
-        total = f + i
-        return f / total, (i / total) * h_tilde
+        return normalised_gates(kf, ki)[0], normalised_gates(ki, kf)[0] * h_tilde
 
     def explicit_coefficients(self) -> MinLSTMCoefficients | None:
         """``coefficients`` with its derivative written out, for the scan runner."""
@@ -100,5 +101,5 @@ class MinLSTMCell(_LinearRecurrenceCell):
     def gates(self, px_t: Tensor, state: MinLSTMState) -> dict[str, Tensor]:
         """The normalised gates ``f'`` and ``i'`` of one step (named ``f``, ``i``), each (B, H), summing
         to one; they read only the input. For diagnostics."""
-        f = self.coefficients(px_t)[0]  # f' = f / (f + i), (B, H)
-        return {"f": f, "i": 1 - f}
+        kf, ki, _ = px_t.chunk(3, dim=-1)  # (B, H) each
+        return {"f": normalised_gates(kf, ki)[0], "i": normalised_gates(ki, kf)[0]}

@@ -12,7 +12,8 @@ minGRU, ``px = [k, \tilde h]``:
     z = \sigma(k), \quad a = 1 - z, \quad b = z \tilde h; \qquad
     dk = (d b\, \tilde h - d a)\, z (1 - z), \quad d\tilde h = d b\, z
 
-minLSTM, ``px = [k_f, k_i, \tilde h]``, with ``f' = f / (f + i)`` and ``i' = i / (f + i)``:
+minLSTM, ``px = [k_f, k_i, \tilde h]``, with ``f' = f / (f + i) = \sigma(\log f - \log i)`` and
+``i' = i / (f + i)`` (log space: finite where both sigmoids underflow):
 
 .. math::
     a = f', \quad b = i' \tilde h; \qquad
@@ -25,6 +26,7 @@ minLSTM, ``px = [k_f, k_i, \tilde h]``, with ``f' = f / (f + i)`` and ``i' = i /
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -44,15 +46,19 @@ class MinGRUCoefficients:
         torch.ops.aten.sigmoid_backward.grad_input(dk, z, grad_input=dk)  # dk = dz z (1 - z)
 
 
+def normalised_gates(k: Tensor, other: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``(g', 1 - g)`` for pre-activations ``k``, ``other``: ``g' = \sigma(k) / (\sigma(k) + \sigma(other))``
+    computed as ``\sigma(\log\sigma(k) - \log\sigma(other))``, and ``1 - \sigma(k) = \sigma(-k)``."""
+    return torch.sigmoid(F.logsigmoid(k) - F.logsigmoid(other)), torch.sigmoid(-k)
+
+
 class MinLSTMCoefficients:
     """``forward(px) -> (a, b)`` and its written-out ``backward`` for ``MinLSTMCell``."""
 
     def forward(self, px: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, self.h_tilde = px.chunk(3, dim=-1)  # (B, T, H) each
-        self.f, self.i = torch.sigmoid(kf), torch.sigmoid(ki)
-        total = self.f + self.i
-        self.fp = self.f / total  # f'
-        self.ip = self.i / total  # i'
+        self.fp, self.nf = normalised_gates(kf, ki)  # f', 1 - f
+        self.ip, self.ni = normalised_gates(ki, kf)  # i', 1 - i
         return self.fp, self.ip * self.h_tilde
 
     def backward(self, grad_a: Tensor, grad_b: Tensor, grad_px: Tensor) -> None:
@@ -60,5 +66,5 @@ class MinLSTMCoefficients:
         torch.mul(grad_b, self.ip, out=dh)  # d h~ = db i'
         s = torch.addcmul(grad_a, grad_b, self.h_tilde, value=-1)  # da - db h~
         s.mul_(self.fp).mul_(self.ip)  # s = f' i' (da - db h~)
-        torch.addcmul(s, s, self.f, value=-1, out=dkf)  # s (1 - f)
-        torch.addcmul(s, s, self.i, value=-1, out=dki).neg_()  # -s (1 - i)
+        torch.mul(s, self.nf, out=dkf)  # s (1 - f)
+        torch.mul(s, self.ni, out=dki).neg_()  # -s (1 - i)

@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from ..cells.base import Cell
-from ..runners import check_backend, resolve_backend
+from ..runners import check_backend, dispatch
 from .base import SequenceLayer
 
 
@@ -36,7 +36,7 @@ class Recurrent(SequenceLayer):
 
     def forward_padded(self, x: Tensor, state: Any, lengths: Tensor | None) -> tuple[Tensor, Any]:
         state = self.cell.check_state(state, x.shape[0], like=x)
-        return resolve_backend(self.cell, x, self.backend).runner(self.cell, x, state, lengths)
+        return dispatch(self.cell, x, state, lengths, self.backend)
 
     def extra_repr(self) -> str:
         return f"batch_first={self.batch_first}, backend={self.backend!r}"

@@ -18,7 +18,18 @@ Backends (``backend_names()``), all with the same contract and tested against th
 every step the reference loop takes.
 """
 
-from .backend import Backend, backend_names, check_backend, register_backend, resolve_backend, resolve_stack, run, use_backend
+from .backend import (
+    Backend,
+    backend_names,
+    check_backend,
+    dispatch,
+    register_backend,
+    resolve_backend,
+    resolve_stack,
+    run,
+    use_backend,
+    zero_padding,
+)
 from .explicit import run_explicit
 from .fused import run_fused, run_fused_stack
 from .reference import observe_steps, run_reference
@@ -39,5 +50,7 @@ __all__ = [
     "check_backend",
     "backend_names",
     "use_backend",
+    "dispatch",
+    "zero_padding",
     "observe_steps",
 ]

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+import torch
 from torch import Tensor
 
 from .._checks import check_lengths, check_sequence_input
@@ -122,6 +123,24 @@ def resolve_stack(cells: Sequence[Cell], x: Tensor, backend: str = "auto", *, pl
     return stack_fused_mode(cells, x)
 
 
+def zero_padding(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """``x`` (B, T, I) with every step past each sequence's length set to 0.
+
+    What sits in the padding (NaN, inf, huge values) then reaches no output, state or gradient on
+    any path: every runner sees exactly what it sees for zero padding (the gradient of ``x`` there is 0).
+    """
+    if lengths is None:
+        return x
+    alive = (torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device).unsqueeze(-1)  # (B, T, 1)
+    return torch.where(alive, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def dispatch(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None, backend: str = "auto") -> tuple[Tensor, Any]:
+    """Run validated inputs (``x`` (B, T, I), a state of the cell's type, CPU int64 ``lengths`` or None)
+    on the backend ``resolve_backend`` chooses, the padding zeroed first. Layers call this."""
+    return resolve_backend(cell, x, backend).runner(cell, zero_padding(x, lengths), state, lengths)
+
+
 def run(
     cell: Cell,
     x: Tensor,
@@ -145,7 +164,7 @@ def run(
     state = cell.check_state(state, B, like=x)
     if lengths is not None and bool((lengths == T).all()):
         lengths = None
-    return resolve_backend(cell, x, backend).runner(cell, x, state, lengths)
+    return dispatch(cell, x, state, lengths, backend)
 
 
 register_backend(Backend("reference", run_reference, lambda cell, x: None, priority=-1))

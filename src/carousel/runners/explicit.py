@@ -21,8 +21,8 @@ offer an *explicit step* (``cell.explicit_step()``), an object that
 This module knows only time: the loop, the masking of finished sequences (their state is
 frozen and their outputs are zero, and the gradient of a frozen state passes straight through),
 and the plumbing into autograd. It must agree with ``run_reference`` on outputs, final state and
-every gradient (tests/runners/test_explicit.py); the backward is first-order only
-(``once_differentiable``), so ``backend="reference"`` serves double backward.
+every gradient (tests/runners/test_explicit.py); the backward is first-order only and refuses
+``create_graph=True`` with an error that names ``backend="reference"``, which serves double backward.
 """
 
 from __future__ import annotations
@@ -34,10 +34,13 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
+from .scan import functorch_active, refuse_double_backward
 
 
 def explicit_unsupported(cell: Cell, x: Tensor) -> str | None:
     """None when ``cell`` offers an explicit step (``cell.explicit_step()``), else the reason it does not."""
+    if functorch_active():
+        return "its autograd function has no torch.func (vmap, grad, jacrev) rules"
     return None if cell.explicit_step() is not None else f"{cell.kind} has no explicit step in this configuration"
 
 
@@ -68,8 +71,8 @@ class _ExplicitRun(torch.autograd.Function):
         return (hs[1:].transpose(0, 1).contiguous(), *(s.clone() for s in state))
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor, *grad_final: Tensor):
+        refuse_double_backward("explicit")
         (hs,) = ctx.saved_tensors
         step, alive, shortest = ctx.step, ctx.alive, ctx.shortest
         grad = list(grad_final)  # gradient reaching the state after step t, starting from the last

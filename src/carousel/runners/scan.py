@@ -41,6 +41,8 @@ BLOCK_ELEMENTS = 1 << 19  # about B * steps * H numbers per block: 2 MB in float
 
 def scan_unsupported(cell: Cell, x: Tensor) -> str | None:
     """None when the scan can run ``cell``, else the reason it cannot."""
+    if functorch_active():
+        return "its autograd functions have no torch.func (vmap, grad, jacrev) rules"
     reason = cell.scan_unsupported()
     if reason is not None:
         return reason
@@ -49,6 +51,12 @@ def scan_unsupported(cell: Cell, x: Tensor) -> str | None:
     if not x.is_floating_point():
         return f"scan needs a real floating-point input; dtype {x.dtype} was given"
     return None
+
+
+def functorch_active() -> bool:
+    """Whether a torch.func transform (vmap, grad, jacrev, ...) is running: custom autograd functions
+    without functorch rules cannot serve then, and "auto" takes a backend built from torch operations."""
+    return bool(torch._C._are_functorch_transforms_active())
 
 
 def _scan_into(a: Tensor, b: Tensor, h0: Tensor, out: Tensor, chunk: int = CHUNK) -> None:
@@ -124,9 +132,10 @@ class LinearScan(torch.autograd.Function):
         return h
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         a, h, h0 = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: the same backward in differentiable operations
+            return _differentiable_scan_backward(ctx.needs_input_grad, a, h, h0, grad_h)
         # g_t = grad_h_t + a_{t+1} g_{t+1}: the same recurrence backwards in time, with c_t = a_{t+1}
         c = torch.empty_like(a)
         c[:, :-1] = a[:, 1:]
@@ -141,6 +150,25 @@ class LinearScan(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_h0 = a[:, 0] * g[:, 0]
         return grad_a, (g if ctx.needs_input_grad[1] else None), grad_h0
+
+
+def _differentiable_scan_backward(needs: tuple[bool, ...], a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor):
+    """LinearScan's backward written with operations autograd records (the reverse recurrence is a
+    LinearScan of the flipped sequence), so that second derivatives are exact."""
+    c = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)  # c_t = a_{t+1}
+    g = LinearScan.apply(c.flip(1), grad_h.flip(1), torch.zeros_like(h0)).flip(1)  # (B, T, H)
+    h_prev = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)  # h_{t-1}
+    return (g * h_prev if needs[0] else None), (g if needs[1] else None), (a[:, 0] * g[:, 0] if needs[2] else None)
+
+
+def refuse_double_backward(backend: str) -> None:
+    """Raise when a written-out backward is asked to build a graph (``create_graph=True``)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"second derivatives (create_graph=True) cannot go through carousel's {backend!r} backend: its backward "
+            "is written out by hand, without a graph. Run the layer with backend='reference' (or the whole model "
+            "inside carousel.runners.use_backend('reference')) to differentiate twice"
+        )
 
 
 class _ExplicitScan(torch.autograd.Function):
@@ -164,8 +192,8 @@ class _ExplicitScan(torch.autograd.Function):
         return h, h[:, -1].clone()  # the last state apart: its gradient then arrives as (B, H)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor, grad_last: Tensor):
+        refuse_double_backward("scan")
         a, h, h0 = ctx.saved_tensors
         c = torch.empty_like(a)  # c_t = a_{t+1}; h_{T-1} also receives grad_last directly
         c[:, :-1] = a[:, 1:]
