@@ -82,6 +82,8 @@ def weight_drop(module: nn.Module, p: float = 0.5, *, names: Sequence[str] = ("w
         if _weight_drops(m, n):
             raise ValueError(f"{type(m).__name__}.{n} already has weight drop; call remove_weight_drop first")
     for m, n in targets:
+        if "_weight_drop_order" not in m.__dict__:  # the parameters' order, for remove_weight_drop
+            m._weight_drop_order = list(m._parameters)
         parametrize.register_parametrization(m, n, WeightDrop(p))
         if not getattr(m, "_weight_drop_hooks", False):
             m.register_state_dict_post_hook(_plain_keys)
@@ -91,7 +93,8 @@ def weight_drop(module: nn.Module, p: float = 0.5, *, names: Sequence[str] = ("w
 
 
 def remove_weight_drop(module: nn.Module) -> nn.Module:
-    """Remove every ``WeightDrop`` from ``module`` and its submodules; the raw weights stay as they are."""
+    """Remove every ``WeightDrop`` from ``module`` and its submodules; the raw weights stay as they are,
+    the same parameter objects in their first order (``named_parameters``, ``state_dict``)."""
     for m in list(module.modules()):
         if not parametrize.is_parametrized(m):
             continue
@@ -102,6 +105,13 @@ def remove_weight_drop(module: nn.Module) -> nn.Module:
             else:
                 for i in reversed(found):
                     del m.parametrizations[name][i]
+        order = m.__dict__.get("_weight_drop_order")
+        if order is not None and not parametrize.is_parametrized(m):
+            rank = {name: i for i, name in enumerate(order)}
+            items = sorted(m._parameters.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+            m._parameters.clear()
+            m._parameters.update(items)
+            del m._weight_drop_order
     return module
 
 

@@ -70,9 +70,46 @@ def fused_call(
             # (DropConnect, an orthogonal map) and single Recurrent layers take the copy.
             warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
             result = kernel(*args, list(weights), *flags)
-    else:
-        result = kernel(*args, list(weights), *flags)
-    return result[0], tuple(result[1:])
+        return result[0], tuple(result[1:])
+    low = _low_precision(x)
+    if low is None or ("cpu", low) not in _NO_KERNEL:
+        try:
+            result = kernel(*args, list(weights), *flags)
+            return result[0], tuple(result[1:])
+        except RuntimeError as err:
+            if low is None or "could not create a primitive" not in str(err):
+                raise
+            _NO_KERNEL.add(("cpu", low))
+            warnings.warn(
+                f"this CPU has no {low} recurrent kernel (oneDNN: {str(err).splitlines()[0]}); carousel runs its fused "
+                f"{mode} kernels in float32 and returns {low} results. For {low} speed, a CPU with avx512_bf16 or AMX "
+                "is needed",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return _in_float32(kernel, args, weights, flags, low)
+
+
+_NO_KERNEL: set[tuple[str, torch.dtype]] = set()  # (device type, dtype) without a oneDNN recurrent kernel
+_LOW = (torch.bfloat16, torch.float16)
+
+
+def _low_precision(x: Tensor) -> torch.dtype | None:
+    """The half-precision dtype the kernel would compute in (the input's, or CPU autocast's), or None."""
+    if x.dtype in _LOW:
+        return x.dtype
+    if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in _LOW:
+        return torch.get_autocast_dtype("cpu")
+    return None
+
+
+def _in_float32(kernel: Any, args: tuple, weights: Sequence[Tensor], flags: tuple, dtype: torch.dtype):
+    """The kernel call in float32 (autocast off), its floating-point results cast to ``dtype``."""
+    wide = lambda t: t.float() if isinstance(t, Tensor) and t.is_floating_point() else t  # noqa: E731
+    with torch.autocast("cpu", enabled=False):
+        args = tuple(tuple(map(wide, a)) if isinstance(a, tuple) else wide(a) for a in args)
+        result = kernel(*args, [w.float() for w in weights], *flags)
+    return result[0].to(dtype), tuple(r.to(dtype) for r in result[1:])
 
 
 def fused_padded(

@@ -22,7 +22,7 @@ from ..deep import Deep
 from ..recurrent import Recurrent
 from .cudnn import flatten_into_cudnn_buffer
 from .hidden import check_hidden, join_hidden, split_hidden
-from .names import from_torch_keys, internal_key, is_torch_name, to_torch_keys
+from .names import from_torch_keys, internal_key, is_torch_name, to_torch_keys, torch_order
 
 
 class TorchCompatible(nn.Module):
@@ -92,10 +92,19 @@ class TorchCompatible(nn.Module):
         except AttributeError:
             if not is_torch_name(name):
                 raise
-            try:
-                return self.get_parameter(internal_key(name, self.__dict__.get("bidirectional", False)))
+            owner, _, attribute = internal_key(name, self.__dict__.get("bidirectional", False)).rpartition(".")
+            try:  # the cell's attribute: a parameter, or the computed weight of a parametrised one
+                return getattr(self.get_submodule(owner), attribute)
             except AttributeError:
                 raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """As ``nn.Module.named_parameters``, in torch.nn's order (per layer and direction: ``weight_ih,
+        weight_hh, bias_ih, bias_hh[, weight_hr]``), also when a weight is parametrised (weight drop)."""
+        named = list(super().named_parameters(prefix, recurse, remove_duplicate))
+        start = len(prefix) + 1 if prefix else 0
+        order = sorted(range(len(named)), key=lambda i: torch_order(named[i][0][start:], i))
+        return iter([named[i] for i in order])
 
     def flatten_parameters(self) -> None:
         """On a GPU, lay the weights of a plain stack out in one buffer in cuDNN's order, as

@@ -15,6 +15,9 @@ from torch import nn
 
 _INTERNAL = re.compile(r"^stack\.layers\.(\d+)\.(?:(forward_layer|backward_layer)\.)?cell\.([^.]+)(\..+)?$")
 _TORCH = re.compile(r"^([A-Za-z_]+?)_l(\d+)(_reverse)?(\..+)?$")
+_WHERE = re.compile(r"stack\.layers\.(\d+)\.(?:(forward_layer|backward_layer)\.)?")
+_PARAMETRIZED = re.compile(r"parametrizations\.([^.]+)\.original$")
+TORCH_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")  # torch.nn's order within a layer
 
 
 def torch_key(internal: str) -> str | None:
@@ -34,6 +37,26 @@ def internal_key(key: str, bidirectional: bool) -> str:
     return f"stack.layers.{layer}.{where}cell.{name}{rest or ''}"
 
 
+def torch_order(name: str, position: int) -> tuple:
+    """Sort key putting a drop-in's parameter (an internal name from ``named_parameters``, or a torch
+    ``state_dict`` key) where torch.nn has it: layer, direction, then ``TORCH_ORDER``; anything else
+    keeps its ``position`` after those of its layer."""
+    m = _TORCH.match(name)
+    if m is not None and not name.startswith("stack."):
+        base, layer, reverse, rest = m.groups()
+        return (int(layer), bool(reverse), _rank(base), position)
+    where = _WHERE.search(name)
+    if where is None:
+        return (1 << 30, False, len(TORCH_ORDER), position)
+    parametrized = _PARAMETRIZED.search(name)
+    base = parametrized.group(1) if parametrized else name.rsplit(".", 1)[-1]
+    return (int(where.group(1)), where.group(2) == "backward_layer", _rank(base), position)
+
+
+def _rank(base: str) -> int:
+    return TORCH_ORDER.index(base) if base in TORCH_ORDER else len(TORCH_ORDER)
+
+
 def is_torch_name(name: str) -> bool:
     """Whether ``name`` is a torch parameter name such as ``weight_hh_l0`` (no sub-keys)."""
     m = _TORCH.match(name)
@@ -41,11 +64,11 @@ def is_torch_name(name: str) -> bool:
 
 
 def to_torch_keys(module: nn.Module, state_dict: dict, prefix: str, local_metadata: Any) -> None:
-    """``state_dict`` post-hook: internal keys -> torch's."""
-    for key in [k for k in state_dict if k.startswith(prefix + "stack.")]:
-        new = torch_key(key[len(prefix):])
-        if new is not None:
-            state_dict[prefix + new] = state_dict.pop(key)
+    """``state_dict`` post-hook: internal keys -> torch's, in torch's order."""
+    mine = [k for k in state_dict if k.startswith(prefix)]
+    renamed = [(torch_key(k[len(prefix):]) or k[len(prefix):], state_dict.pop(k)) for k in mine]
+    for i, (key, value) in sorted(enumerate(renamed), key=lambda item: torch_order(item[1][0], item[0])):
+        state_dict[prefix + key] = value
 
 
 def from_torch_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:

@@ -98,8 +98,17 @@ def build_char_lm(options: CharLMOptions, vocabulary: Vocabulary) -> CharLM:
 
 
 def autocast(precision: str, device: torch.device):
-    """bf16 autocast for ``"bf16"`` (matrix products and the fused kernels in bfloat16), else nothing."""
+    """bf16 autocast for ``"bf16"`` (matrix products and the fused kernels in bfloat16), else nothing.
+
+    Raises ``ValueError`` for bf16 on a CPU without bfloat16 arithmetic (``fast_bf16()``): there
+    oneDNN has no bfloat16 recurrent kernel, and emulated bfloat16 is slower than float32.
+    """
     if precision == "bf16":
+        if device.type == "cpu" and not fast_bf16():
+            raise ValueError(
+                "--precision bf16 needs a CPU with bfloat16 arithmetic (avx512_bf16 or AMX) and this one has "
+                "neither: bfloat16 would only be emulated, slower than float32; use --precision fp32"
+            )
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
