@@ -9,6 +9,11 @@ import torch
 from torch import Tensor
 
 
+class ShapeError(ValueError, RuntimeError):
+    """A tensor of the wrong shape. A ``ValueError`` like every carousel input error, and a
+    ``RuntimeError`` like torch.nn's shape errors, so that either ``except`` catches it."""
+
+
 def shape_str(shape: Sequence[int | str]) -> str:
     """``(3, 4)``; a one-element shape keeps Python's trailing comma, ``(3,)``."""
     inner = ", ".join(str(s) for s in shape)
@@ -21,9 +26,9 @@ def check_sequence_input(x: object, input_size: int, *, batch_first: bool = True
     if not isinstance(x, Tensor):
         raise TypeError(f"expected {what} to be a torch.Tensor of shape {layout}, got {type(x).__name__}")
     if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected {what} of shape {layout}, got {shape_str(x.shape)}")
+        raise ShapeError(f"expected {what} of shape {layout}, got {shape_str(x.shape)}")
     if x.shape[1 if batch_first else 0] == 0:
-        raise ValueError(f"expected {what} with at least one time step, got {shape_str(x.shape)}")
+        raise ShapeError(f"expected {what} with at least one time step, got {shape_str(x.shape)}")
     if not (x.is_floating_point() or x.is_complex()):
         raise ValueError(f"expected a floating-point {what}, got dtype {x.dtype}")
     return x
@@ -46,7 +51,7 @@ def check_lengths(lengths: object, batch_size: int, max_len: int) -> Tensor | No
         except (TypeError, ValueError) as err:
             raise ValueError(f"expected lengths as a sequence of integers, got {lengths!r}") from err
     if lengths.dim() != 1 or lengths.shape[0] != batch_size:
-        raise ValueError(
+        raise ShapeError(
             f"expected lengths of shape ({batch_size},), one per sequence in the batch, got {shape_str(lengths.shape)}"
         )
     if batch_size == 0:

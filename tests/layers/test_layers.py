@@ -109,8 +109,8 @@ def test_layer_errors_say_what_was_expected():
         C.Deep([layer("gru", I, H), layer("gru", H, 7)], residual=True)
     with pytest.raises(ValueError, match="at least one layer"):
         C.Deep([])
-    with pytest.raises(ValueError, match=r"dropout in \[0, 1\)"):
-        C.Deep([layer()], dropout=1.0)
+    with pytest.raises(ValueError, match=r"dropout in \[0, 1\], got 1.5"):
+        C.Deep([layer()], dropout=1.5)
     deep = C.Deep([layer("gru", I, H), layer("gru", H, H)])
     x = torch.randn(B, T, I, dtype=D)
     with pytest.raises(ValueError, match="tuple of 2 per-layer states"):

@@ -170,5 +170,5 @@ def test_set_dropout_keeps_the_stacks_mode():
     assert not stack.drop.training and not stack.drops_between  # an evaluating model stays deterministic
     stack.train()
     assert stack.drops_between and isinstance(stack.drop, VariationalDropout) and stack.drop.p == 0.3
-    with pytest.raises(ValueError, match="expected dropout in \\[0, 1\\), got 1.5"):
+    with pytest.raises(ValueError, match="expected dropout in \\[0, 1\\], got 1.5"):
         stack.set_dropout(1.5, variational=False)

@@ -119,10 +119,16 @@ def test_deep_default_dropout_is_unchanged():
     assert isinstance(deep.drop, torch.nn.Dropout)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, "0.5", True, None])
+@pytest.mark.parametrize("p", [-0.1, 1.5, "0.5", True, None])
 def test_bad_rate_is_refused(p):
-    with pytest.raises(ValueError, match=r"expected p in \[0, 1\), got"):
+    with pytest.raises(ValueError, match=r"expected p in \[0, 1\], got"):
         VariationalDropout(p)
+
+
+def test_rate_one_drops_everything_as_torch_dropout_does():
+    x = torch.randn(3, 4, 5)
+    out = VariationalDropout(1.0)(x)
+    assert torch.equal(out, torch.zeros_like(x)) and torch.equal(torch.nn.Dropout(1.0)(x), out)
 
 
 def test_bad_input_is_refused():

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_size, shape_str
+from .._checks import ShapeError, check_size, shape_str
 
 
 class Cell(nn.Module):
@@ -63,8 +63,8 @@ class Cell(nn.Module):
         """One step from a raw input ``x_t`` of shape ``(B, I)``; returns the new state."""
         if not isinstance(x_t, Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
             got = shape_str(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
-            raise ValueError(f"expected a one-step input of shape (B, {self.input_size}), got {got}")
-        state = self.check_state(state, x_t.shape[0], like=x_t)
+            raise ShapeError(f"expected a one-step input of shape (B, {self.input_size}), got {got}")
+        state = self.check_state(state, x_t.shape[0], like=self.check_input(x_t))
         return self.step(self.project(x_t), state)
 
     # ---- what runners ask (``carousel.runners``); each default says "not offered" -------------
@@ -148,17 +148,25 @@ class Cell(nn.Module):
         if isinstance(state, Tensor) and len(fields) == 1:
             state = (state,)
         if not isinstance(state, tuple) or len(state) != len(fields) or not all(isinstance(s, Tensor) for s in state):
-            raise ValueError(
+            raise ShapeError(
                 f"expected a {self.state_type.__name__}({expected}) for {type(self).__name__}, "
                 f"got {_describe(state)}"
             )
         for name, size, s in zip(fields, self.state_sizes, state):
             if s.dim() != 2 or s.shape[0] != batch_size or s.shape[1] != size:
-                raise ValueError(
+                raise ShapeError(
                     f"expected state field {name!r} of shape ({batch_size}, {size}) for {type(self).__name__}, "
                     f"got {shape_str(s.shape)}"
                 )
+            if like is not None:
+                check_same_kind(s, like, f"state field {name!r}", "the input")
         return state if type(state) is self.state_type else self.state_type(*state)
+
+    def check_input(self, x: Tensor) -> Tensor:
+        """``x`` if it can meet this cell's parameters: the same device, and the same dtype unless
+        autocast chooses the arithmetic; else ``ValueError`` naming both (as torch.nn's modules do)."""
+        check_same_kind(x, self._reference_tensor(), "input", f"{self.kind}'s parameters")
+        return x
 
     def _reference_tensor(self) -> Tensor:
         for p in self.parameters():
@@ -177,6 +185,17 @@ def torch_form_weights(cell: Cell) -> list[Tensor]:
     if cell.bias_ih is not None:
         weights += [cell.bias_ih, cell.bias_hh]
     return weights
+
+
+def check_same_kind(t: Tensor, ref: Tensor, what: str, of: str) -> None:
+    """``ValueError`` when ``t`` lives on another device than ``ref``, or has another floating dtype
+    (unless autocast is on for that device: then it decides the arithmetic)."""
+    if ref.numel() == 0 and not ref.is_floating_point():
+        return  # a cell without parameters or buffers
+    if t.device != ref.device:
+        raise ValueError(f"expected {what} on {ref.device} (where {of} are), got a tensor on {t.device}; move one of them")
+    if t.dtype != ref.dtype and not torch.is_autocast_enabled(t.device.type):
+        raise ValueError(f"expected {what} of dtype {ref.dtype} (that of {of}), got {t.dtype}; convert one of them")
 
 
 def _describe(state: Any) -> str:

@@ -68,7 +68,7 @@ class Deep(SequenceLayer):
         """Dropout of rate ``p`` between layers: drawn per element (``variational=False``, like
         ``torch.nn.LSTM``'s ``dropout``) or one mask per sequence (``variational=True``). The only
         place that sets it: the constructor and wrappers such as ``add_variational_dropout`` call it."""
-        self.dropout = check_rate(p, "dropout")
+        self.dropout = check_rate(p, "dropout", allow_one=True)
         self.variational = bool(variational)
         self.drop = VariationalDropout(self.dropout) if self.variational else nn.Dropout(self.dropout)
         self.drop.train(self.training)

@@ -35,7 +35,7 @@ class Recurrent(SequenceLayer):
         return self.cell.output_size
 
     def forward_padded(self, x: Tensor, state: Any, lengths: Tensor | None) -> tuple[Tensor, Any]:
-        state = self.cell.check_state(state, x.shape[0], like=x)
+        state = self.cell.check_state(state, x.shape[0], like=self.cell.check_input(x))
         return dispatch(self.cell, x, state, lengths, self.backend)
 
     def extra_repr(self) -> str:

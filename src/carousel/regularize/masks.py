@@ -25,8 +25,11 @@ from .._checks import check_rate, shape_str
 
 
 def bernoulli_mask(shape: Sequence[int], p: float, like: Tensor) -> Tensor:
-    """Inverted dropout mask of ``shape``: ``m = z / (1 - p)``, ``z ~ Bernoulli(1 - p)``, so ``E[m] = 1``."""
+    """Inverted dropout mask of ``shape``: ``m = z / (1 - p)``, ``z ~ Bernoulli(1 - p)``, so ``E[m] = 1``
+    (all zeros for ``p = 1``)."""
     keep = 1.0 - p
+    if keep == 0.0:
+        return torch.zeros(tuple(shape), device=like.device, dtype=like.dtype)
     return torch.empty(tuple(shape), device=like.device, dtype=like.dtype).bernoulli_(keep).div_(keep)
 
 

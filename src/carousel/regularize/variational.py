@@ -35,7 +35,7 @@ class VariationalDropout(MaskHolder):
 
     def __init__(self, p: float = 0.5, *, batch_first: bool = True) -> None:
         super().__init__()
-        self.p = check_rate(p, "p")
+        self.p = check_rate(p, "p", allow_one=True)  # 1 drops everything, as torch.nn.Dropout(1.0)
         self.batch_first = bool(batch_first)
 
     def forward(self, x: Tensor | PackedSequence) -> Tensor | PackedSequence:

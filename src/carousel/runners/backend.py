@@ -158,7 +158,9 @@ def run(
     Raises ``ValueError`` for a malformed input, state or lengths, and for a named backend that
     cannot serve the cell (saying why).
     """
-    x = check_sequence_input(x, cell.input_size)
+    if not isinstance(cell, Cell):
+        raise TypeError(f"expected a carousel Cell to run, got {type(cell).__name__} (torch.nn cells run in torch.nn.RNN and friends)")
+    x = cell.check_input(check_sequence_input(x, cell.input_size))
     B, T, _ = x.shape
     lengths = check_lengths(lengths, B, T)
     state = cell.check_state(state, B, like=x)

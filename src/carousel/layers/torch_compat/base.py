@@ -14,21 +14,24 @@ from typing import Any, Callable
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..._checks import check_sequence_input, check_size, shape_str
+from ..._checks import shape_str
 from ...cells.base import Cell
 from ...runners import check_backend, resolve_stack, run_fused_stack
 from ..bidirectional import Bidirectional
 from ..deep import Deep
 from ..recurrent import Recurrent
+from .arguments import check_arguments, check_input
 from .cudnn import flatten_into_cudnn_buffer
 from .hidden import check_hidden, join_hidden, split_hidden
-from .names import from_torch_keys, internal_key, is_torch_name, to_torch_keys, torch_order
+from .names import TorchNames, from_torch_keys, to_torch_keys
 
 
-class TorchCompatible(nn.Module):
+class TorchCompatible(TorchNames):
     """Shared body of ``carousel.RNN``, ``LSTM`` and ``GRU``: ``make_cell(input_size, hidden_size,
     **cell_options)`` builds each cell; the other arguments are torch.nn's (and carousel's ``backend``,
     ``residual``, ``skip_input``, ``variational``, see ``Deep``)."""
+
+    mode: str  # torch.nn's name of the kernel: "LSTM", "GRU", "RNN_TANH", "RNN_RELU"
 
     def __init__(
         self,
@@ -51,13 +54,9 @@ class TorchCompatible(nn.Module):
         cell_options: dict,
     ) -> None:
         super().__init__()
-        self.input_size = check_size(input_size, "input_size")
-        self.hidden_size = check_size(hidden_size, "hidden_size")
-        self.num_layers = check_size(num_layers, "num_layers")
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.bidirectional = bool(bidirectional)
-        self.proj_size = int(proj_size)
+        check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional, self.proj_size = bias, batch_first, bool(bidirectional), proj_size
         self.num_directions = 2 if bidirectional else 1
         self.backend = check_backend(backend)
         kw = dict(cell_options, bias=bias, device=device, dtype=dtype)
@@ -78,33 +77,19 @@ class TorchCompatible(nn.Module):
 
     @property
     def dropout(self) -> float:
-        """torch's ``dropout`` attribute: the rate between layers, which the ``Deep`` stack owns."""
+        """torch's ``dropout`` attribute: the rate between layers, which the ``Deep`` stack owns;
+        assigning it changes the stack's rate (0 stops the dropout)."""
         return self.stack.dropout
 
-    # ---- torch's names ---------------------------------------------------------------------
+    @dropout.setter
+    def dropout(self, p: float) -> None:
+        check_arguments(self.input_size, self.hidden_size, self.num_layers, self.bias, self.batch_first, p,
+                        self.bidirectional, self.proj_size)
+        self.stack.set_dropout(p, variational=self.stack.variational)
+
     def cells(self) -> list[Cell]:
         """Every cell, in torch's order: layer 0 forward, layer 0 reverse, layer 1 forward, ..."""
         return [m.cell for m in self.stack.modules() if isinstance(m, Recurrent)]  # a wrapped cell counts once
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if not is_torch_name(name):
-                raise
-            owner, _, attribute = internal_key(name, self.__dict__.get("bidirectional", False)).rpartition(".")
-            try:  # the cell's attribute: a parameter, or the computed weight of a parametrised one
-                return getattr(self.get_submodule(owner), attribute)
-            except AttributeError:
-                raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        """As ``nn.Module.named_parameters``, in torch.nn's order (per layer and direction: ``weight_ih,
-        weight_hh, bias_ih, bias_hh[, weight_hr]``), also when a weight is parametrised (weight drop)."""
-        named = list(super().named_parameters(prefix, recurse, remove_duplicate))
-        start = len(prefix) + 1 if prefix else 0
-        order = sorted(range(len(named)), key=lambda i: torch_order(named[i][0][start:], i))
-        return iter([named[i] for i in order])
 
     def flatten_parameters(self) -> None:
         """On a GPU, lay the weights of a plain stack out in one buffer in cuDNN's order, as
@@ -116,6 +101,22 @@ class TorchCompatible(nn.Module):
             num_layers=self.num_layers, batch_first=self.batch_first, bidirectional=self.bidirectional,
         )
 
+    def to_torch(self) -> nn.Module:
+        """The torch.nn module that computes the same function, with these weights (for code that needs
+        ``isinstance(m, torch.nn.LSTM)``: exporters, initialisers). Raises ``ValueError`` when carousel's
+        own options (a cell no torch kernel computes, residual or input-skip connections, variational
+        dropout) make it a different function."""
+        kind = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(self.mode)
+        extras = [n for n in ("residual", "skip_input", "variational") if getattr(self.stack, n)]
+        if kind is None or extras or any(c.fused_mode()[0] is None for c in self.cells()):
+            raise ValueError(f"{type(self).__name__} with {', '.join(extras) or self.cells()[0].kind} has no torch.nn equivalent")
+        options = {"nonlinearity": self.mode[4:].lower()} if kind == "RNN" else {"proj_size": self.proj_size} if kind == "LSTM" else {}
+        weight = next(self.parameters())
+        module = getattr(nn, kind)(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                                   dropout=self.dropout, bidirectional=self.bidirectional, device=weight.device, dtype=weight.dtype, **options)
+        module.load_state_dict({k: v.detach() for k, v in zip(self._flat_weights_names, (w for ws in self.all_weights for w in ws))})
+        return module.train(self.training)
+
     def _apply(self, fn, recurse: bool = True):
         result = super()._apply(fn, recurse)
         self.flatten_parameters()
@@ -123,27 +124,21 @@ class TorchCompatible(nn.Module):
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, input: Tensor | PackedSequence, hx: Any = None):
-        unbatched = isinstance(input, Tensor) and input.dim() == 2
+        packed = isinstance(input, PackedSequence)
+        if not packed and not isinstance(input, Tensor):
+            raise TypeError(f"expected a tensor or a PackedSequence as input, got {type(input).__name__}")
+        unbatched = not packed and input.dim() == 2
+        cells = self.cells()
+        check_input(input.data if packed else input, self.input_size, next(self.parameters()), packed=packed,
+                    batch_first=self.batch_first, unbatched=unbatched)
         if unbatched:
             input = input.unsqueeze(0 if self.batch_first else 1)
-        if isinstance(input, PackedSequence):
-            batch = int(input.batch_sizes[0])
-            like = input.data
+        if packed:
+            batch, like = int(input.batch_sizes[0]), input.data
         else:
-            if input.dim() != 3:
-                raise ValueError(
-                    f"expected input of shape ({'B, T' if self.batch_first else 'T, B'}, {self.input_size}) "
-                    f"or unbatched (T, {self.input_size}), got {shape_str(input.shape)}"
-                )
-            batch = input.shape[0 if self.batch_first else 1]
-            like = input
-        cells = self.cells()
+            batch, like = input.shape[0 if self.batch_first else 1], input
         mode = self.fused_stack_mode(like, cells)
         if mode is not None:  # the whole stack in one kernel call, as torch.nn runs it
-            if isinstance(input, PackedSequence):
-                check_sequence_input(input.data.unsqueeze(0), self.input_size, what="packed input")
-            else:
-                check_sequence_input(input, self.input_size, batch_first=self.batch_first)
             h0 = None if hx is None else self._hidden(hx, batch, unbatched)
             out, h_n = run_fused_stack(
                 mode, cells, input, h0,
@@ -194,8 +189,12 @@ class TorchCompatible(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
         if self.batch_first:
             s += ", batch_first=True"
         if self.dropout:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ..._checks import shape_str
+from ..._checks import ShapeError, shape_str
 
 
 def check_hidden(
@@ -29,7 +29,7 @@ def check_hidden(
         want = (layers_directions, size) if unbatched else (layers_directions, batch, size)
         if not isinstance(t, Tensor) or tuple(t.shape) != want:
             got = shape_str(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"expected initial state {name!r} of shape {shape_str(want)}, got {got}")
+            raise ShapeError(f"expected initial state {name!r} of shape {shape_str(want)}, got {got}")
         checked.append(t.unsqueeze(1) if unbatched else t)
     return tuple(checked)
 

@@ -14,6 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from ...cells import ElmanCell, GRUCell, LSTMCell
+from .arguments import no_projection
 from .base import TorchCompatible
 
 
@@ -36,11 +37,13 @@ class RNN(TorchCompatible):
         device=None,
         dtype=None,
         *,
+        proj_size: int = 0,
         backend: str = "auto",
         residual: bool = False,
         skip_input: bool = False,
         variational: bool = False,
     ) -> None:
+        no_projection(proj_size, "RNN")
         self.nonlinearity = nonlinearity
         super().__init__(
             ElmanCell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype,
@@ -49,11 +52,19 @@ class RNN(TorchCompatible):
         )
 
 
+    @property
+    def mode(self) -> str:
+        """torch.nn's mode: ``"RNN_TANH"`` or ``"RNN_RELU"`` (``"RNN_IDENTITY"`` for carousel's linear units)."""
+        return f"RNN_{self.cells()[0].nonlinearity.upper()}"
+
+
 class GRU(TorchCompatible):
     """Drop-in for ``torch.nn.GRU``; ``variant="cho"`` gives the original form of Cho et al. 2014.
 
     Returns ``(output, h_n)`` with torch's shapes.
     """
+
+    mode = "GRU"
 
     def __init__(
         self,
@@ -68,11 +79,13 @@ class GRU(TorchCompatible):
         dtype=None,
         *,
         variant: str = "torch",
+        proj_size: int = 0,
         backend: str = "auto",
         residual: bool = False,
         skip_input: bool = False,
         variational: bool = False,
     ) -> None:
+        no_projection(proj_size, "GRU")
         super().__init__(
             GRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype,
             backend=backend, residual=residual, skip_input=skip_input, variational=variational,
@@ -86,6 +99,8 @@ class LSTM(TorchCompatible):
     Returns ``(output, (h_n, c_n))``: h_n (L*D, B, P or H), c_n (L*D, B, H). Extra keywords:
     ``forget_gate``, ``forget_bias``, ``peephole``, ``layer_norm`` (see ``LSTMCell``).
     """
+
+    mode = "LSTM"
 
     def __init__(
         self,

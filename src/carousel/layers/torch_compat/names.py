@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 _INTERNAL = re.compile(r"^stack\.layers\.(\d+)\.(?:(forward_layer|backward_layer)\.)?cell\.([^.]+)(\..+)?$")
 _TORCH = re.compile(r"^([A-Za-z_]+?)_l(\d+)(_reverse)?(\..+)?$")
@@ -77,3 +77,49 @@ def from_torch_keys(module: nn.Module, state_dict: dict, prefix: str, *args: Any
         local = key[len(prefix):]
         if _TORCH.match(local) and not local.startswith("stack."):
             state_dict[prefix + internal_key(local, module.bidirectional)] = state_dict.pop(key)
+
+
+class TorchNames(nn.Module):
+    """What torch.nn's recurrent modules expose by name: ``weight_hh_l0`` and the like as attributes
+    (the effective weight when parametrised), ``all_weights``, ``_all_weights``, ``_flat_weights_names``,
+    and ``named_parameters`` in torch's order. The internal names stay those of the module
+    tree, so that ``get_parameter`` and ``torch.func.functional_call`` reach the tensors that compute."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if not is_torch_name(name):
+                raise
+            owner, _, attribute = internal_key(name, self.__dict__.get("bidirectional", False)).rpartition(".")
+            try:  # the cell's attribute: a parameter, or the computed weight of a parametrised one
+                return getattr(self.get_submodule(owner), attribute)
+            except AttributeError:
+                raise AttributeError(f"{type(self).__name__} has no attribute {name!r}") from None
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """As ``nn.Module.named_parameters``, in torch.nn's order (per layer and direction: ``weight_ih,
+        weight_hh, bias_ih, bias_hh[, weight_hr]``), also when a weight is parametrised (weight drop)."""
+        named = list(super().named_parameters(prefix, recurse, remove_duplicate))
+        start = len(prefix) + 1 if prefix else 0
+        order = sorted(range(len(named)), key=lambda i: torch_order(named[i][0][start:], i))
+        return iter([named[i] for i in order])
+
+    @property
+    def _all_weights(self) -> list[list[str]]:
+        """torch's names of every layer's and direction's weights, as ``torch.nn.RNNBase._all_weights``."""
+        names: dict[tuple[int, bool], list[str]] = {}
+        for key in self.state_dict(keep_vars=True):
+            if is_torch_name(key):
+                layer, reverse = torch_order(key, 0)[:2]
+                names.setdefault((layer, reverse), []).append(key)
+        return [names[k] for k in sorted(names)]
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [name for names in self._all_weights for name in names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Every layer's and direction's weights by torch's names (the effective ones when parametrised)."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
