@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
-from pathlib import Path
+
+from carousel.runners import describe_cpu
 
 from .cases import GROUPS, all_cases, same_function
 from .harness import load_average, machine, measure, table
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--device {args.device} was given but torch sees no CUDA device")
     info = machine(args.device)
     gpu = f"GPU {info['gpu']}; " if info["gpu"] else ""
-    print(f"machine: {gpu}{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
+    print(f"machine: {gpu}{info['cpu']} ({describe_cpu()}), {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
           f"Python {info['python']}; load average {info['load_average']} at the start; "
           f"{repeats} interleaved repeats, medians; ratio = carousel / torch.nn\n")
     report = {"machine": info, "repeats": repeats, "smoke": args.smoke, "results": []}

@@ -20,6 +20,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from carousel.runners import cpu_features
+
 Forward = Callable[[Tensor], Tensor]  # x (B, T, I) -> outputs (B, T, F)
 
 
@@ -156,6 +158,7 @@ def machine(device: str = "cpu") -> dict:
         "torch": torch.__version__, "python": platform.python_version(), "system": platform.system(),
         "load_average": load_average(),
         "gpu": torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else None,
+        "cpu_features": cpu_features(),
     }
 
 

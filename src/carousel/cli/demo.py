@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -15,7 +17,7 @@ from .common import console, user_errors
 @app.command()
 def demo(
     minutes: float = typer.Option(5.0, help="training time (wall clock)"),
-    hidden: int = typer.Option(512, help="LSTM units"),
+    hidden: Optional[int] = typer.Option(None, help="LSTM units (default: the width fitted to this machine and --minutes)"),
     precision: str = typer.Option("auto", help="'auto' (bf16 where the CPU has bf16 arithmetic), 'fp32' or 'bf16'"),
     runs: str = typer.Option("runs", help="folder for the run directory"),
     corpus: str = typer.Option("ptb", help="'ptb', 'stdlib' or UTF-8 text files (comma-separated)"),
@@ -37,8 +39,7 @@ def demo(
     for name, (valid, test) in result.compressors.items():
         table.add_row(name, f"{valid:.3f}", f"{test:.3f}")
     con.print(table)
-    verdict = "better than" if result.beats_best_compressor else "not yet as good as"
-    con.print(f"The model predicts the validation text {verdict} the best compressor ({result.best_compressor}) compresses it.")
+    con.print(result.comparison())
     for sample in result.samples:
         con.print(f"[bold]sample at temperature {sample.temperature}[/] ({sample.chars_per_second:,.0f} characters per second)")
         con.print(f"[dim]{escape(config.prime)}[/]{escape(sample.text)}")

@@ -30,6 +30,7 @@ from .backend import (
     use_backend,
     zero_padding,
 )
+from .cpu import cpu_features, describe_cpu, fast_bf16
 from .explicit import run_explicit
 from .fused import run_fused, run_fused_stack
 from .reference import observe_steps, run_reference
@@ -53,4 +54,7 @@ __all__ = [
     "dispatch",
     "zero_padding",
     "observe_steps",
+    "cpu_features",
+    "describe_cpu",
+    "fast_bf16",
 ]

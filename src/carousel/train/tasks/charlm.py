@@ -33,6 +33,7 @@ from ...decode.teacher import scheduled_sampling
 from ...cells import cell_names
 from ...models import CharLM
 from ...runners import backend_names
+from ...runners.cpu import fast_bf16
 from ...state import detach_state
 from ..checkpoint_file import CheckpointError, load_checkpoint
 from ..config import option
@@ -238,13 +239,3 @@ def load_char_lm(run_dir: str, checkpoint: str = "best") -> tuple[CharLM, Vocabu
     model = build_char_lm(config.options, vocab)
     load_model_weights(model, tensors, path)
     return model.eval(), vocab, config
-
-
-def fast_bf16() -> bool:
-    """Whether this CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX), where bf16 autocast pays off."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
