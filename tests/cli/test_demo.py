@@ -18,7 +18,8 @@ def test_demo_on_a_tiny_corpus(tmp_path, monkeypatch):
                                       "--runs", str(tmp_path / "runs"), "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     out = result.output
-    for expected in ("LSTM 24", "gzip -9", "bzip2 -9", "xz -9e", "sample at temperature 0.5", "sample at temperature 1.0",
+    for expected in ("LSTM 24, fp32: ", "chars/s measured ->", "LSTM 24", "gzip -9", "bzip2 -9", "xz -9e",
+                     "On the test text the model's", "sample at temperature 0.5", "sample at temperature 1.0",
                      "most interpretable unit", "activations.html", "loss.png"):
         assert expected in out, expected
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -27,5 +28,7 @@ def test_demo_on_a_tiny_corpus(tmp_path, monkeypatch):
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in evals if r.get("kind") == "eval"][-1]
     assert f"{valid['bpc']:.3f}" in out  # the table shows the validation score the run recorded
+    bad = CliRunner().invoke(app, ["demo", "--hidden", "0", "--corpus", str(tmp_path / "missing.txt")])
+    assert bad.exit_code == 2 and "expected hidden to be a positive number of units, got 0" in bad.output  # before any loading
     bad = CliRunner().invoke(app, ["demo", "--precision", "fp64"])
     assert bad.exit_code == 2 and "expected precision" in bad.output

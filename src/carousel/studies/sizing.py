@@ -80,7 +80,7 @@ def predicted_bpc(hidden: int, chars: float) -> float:
     return a + b * max(chars / 1e6, 1e-3) ** -alpha
 
 
-def measure_rate(candidate: Candidate, vocab_size: int, *, steps: int = 2) -> float:
+def measure_rate(candidate: Candidate, vocab_size: int, *, steps: int = 3) -> float:
     """Characters per second of training steps of the demo's model for ``candidate`` on this machine
     (one warm-up step, then the median of ``steps``), on random characters."""
     g = torch.Generator().manual_seed(0)
