@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import carousel as C
-from carousel.runners import observe_steps, resolve_backend, resolve_stack, use_backend
+from carousel.runners import observe_steps, resolve_backend, resolve_stack, run, use_backend
+from cell_zoo import make_cell, random_state
 
 
 def test_use_backend_runs_layers_and_drop_ins_on_the_named_backend():
@@ -56,3 +57,17 @@ def test_observe_steps_hands_over_what_each_step_read_and_wrote():
         torch.testing.assert_close(px, cell.project(padded)[:, t])
         torch.testing.assert_close(after.h, cell.step(px, before).h)
     torch.testing.assert_close(steps[4][3].h[0], final.h[0])  # the full-length sequence ends at the last step
+
+
+@pytest.mark.parametrize(("name", "backend"), [("lstm_layer_norm", "explicit"), ("lstm", "fused"), ("gru", "fused"),
+                                               ("elman_tanh", "fused")])
+def test_two_chunks_with_the_state_passed_equal_one_run(name, backend):
+    cell = make_cell(name, 3, 5)
+    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    s0 = random_state(cell, 4)
+    out, final = run(cell, x, s0, backend=backend)
+    out1, mid = run(cell, x[:, :3], s0, backend=backend)
+    out2, final2 = run(cell, x[:, 3:], mid, backend=backend)
+    torch.testing.assert_close(torch.cat([out1, out2], 1), out)
+    for a, b in zip(final, final2):
+        torch.testing.assert_close(a, b)

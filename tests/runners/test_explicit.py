@@ -56,18 +56,6 @@ class _Explicit(torch.nn.Module):
         return run_explicit(self.cell, x, state, lengths)
 
 
-def test_explicit_two_chunks_with_state_passed():
-    cell = make_cell("lstm_layer_norm", I, H)
-    x = torch.randn(B, T, I, dtype=torch.float64)
-    s0 = random_state(cell, B)
-    out, final = run(cell, x, s0, backend="explicit")
-    out1, mid = run(cell, x[:, :3], s0, backend="explicit")
-    out2, final2 = run(cell, x[:, 3:], mid, backend="explicit")
-    torch.testing.assert_close(torch.cat([out1, out2], 1), out)
-    for a, b in zip(final, final2):
-        torch.testing.assert_close(a, b)
-
-
 def test_inference_without_grad_equals_reference():
     cell = make_cell("lstm_layer_norm", I, H)
     x = torch.randn(B, T, I, dtype=torch.float64)

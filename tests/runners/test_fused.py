@@ -41,19 +41,6 @@ def test_fused_equals_loop(name, lengths, dtype, assert_matches_reference):
         assert torch.count_nonzero(out[1, 3:]) == 0 and torch.count_nonzero(out[1, :3]) > 0
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "elman_tanh"])
-def test_fused_two_chunks_with_state_passed(name):
-    cell = make_cell(name, I, H)
-    x = torch.randn(B, T, I, dtype=torch.float64)
-    s0 = random_state(cell, B)
-    out, final = run(cell, x, s0, backend="fused")
-    out1, mid = run(cell, x[:, :3], s0, backend="fused")
-    out2, final2 = run(cell, x[:, 3:], mid, backend="fused")
-    torch.testing.assert_close(torch.cat([out1, out2], 1), out)
-    for a, b in zip(final, final2):
-        torch.testing.assert_close(a, b)
-
-
 @pytest.mark.parametrize("name", sorted(NOT_FUSABLE))
 def test_fused_refuses_and_says_why(name):
     cell = make_cell(name, I, H)
