@@ -59,3 +59,21 @@ def test_a_width_given_by_hand_is_measured_not_chosen(monkeypatch):
 def test_measure_rate_times_real_training_steps():
     rate = measure_rate(Candidate(16, "fp32"), 20, steps=1)
     assert rate > 1000  # characters per second of a tiny model on any CPU
+
+
+def test_a_burst_of_load_during_one_measurement_does_not_decide_the_choice():
+    rates = {128: 60_000.0, 256: 34_000.0, 384: 25_000.0, 512: 16_500.0, 768: 9_600.0}
+    calls = []
+
+    def measure(candidate, vocab_size):  # the first round of 512 and 768 ran beside other work: 3 times slower
+        calls.append(candidate.hidden)
+        slowed = candidate.hidden >= 512 and calls.count(candidate.hidden) == 1
+        return rates[candidate.hidden] / (3 if slowed else 1)
+
+    pool = candidates(None, "bf16", fast_bf16=True)
+    quiet = choose(1800.0, {c: rates[c.hidden] for c in pool})
+    assert quiet.candidate.hidden >= 512  # what an undisturbed machine chooses for 30 minutes
+    assert fit_to_machine(1800.0, pool, 50, measure=measure).candidate == quiet.candidate
+    assert calls == WIDTHS * 2  # interleaved rounds, every width in each
+    calls.clear()
+    assert fit_to_machine(1800.0, pool, 50, measure=measure, rounds=1).candidate != quiet.candidate

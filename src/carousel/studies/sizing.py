@@ -128,6 +128,15 @@ def candidates(hidden: int | None, precision: str, fast_bf16: bool) -> list[Cand
 
 
 def fit_to_machine(seconds: float, pool: Iterable[Candidate], vocab_size: int,
-                   measure: Callable[[Candidate, int], float] = measure_rate) -> Choice:
-    """Measure every candidate of ``pool`` on this machine and choose (see the module docstring)."""
-    return choose(seconds, {c: measure(c, vocab_size) for c in pool})
+                   measure: Callable[[Candidate, int], float] = measure_rate, *, rounds: int = 2) -> Choice:
+    """Measure every candidate of ``pool`` on this machine and choose (see the module docstring).
+
+    The candidates are measured ``rounds`` times, interleaved, and each keeps its fastest rate: on a
+    shared machine other work only ever slows a step down, and interleaving spreads a burst of it
+    over all widths instead of penalising the one measured during it."""
+    pool = list(pool)
+    rates = dict.fromkeys(pool, 0.0)
+    for _ in range(rounds):
+        for candidate in pool:
+            rates[candidate] = max(rates[candidate], measure(candidate, vocab_size))
+    return choose(seconds, rates)
