@@ -25,7 +25,7 @@ def test_set_spectral_radius(rho):
     cell = C.ElmanCell(2, 12)
     set_spectral_radius_(cell, rho)
     assert float(torch.linalg.eigvals(cell.weight_hh.detach().double()).abs().max()) == pytest.approx(rho, rel=1e-6)
-    with pytest.raises(ValueError, match="positive spectral radius"):
+    with pytest.raises(ValueError, match="spectral radius rho > 0"):
         set_spectral_radius_(cell, 0.0)
 
 

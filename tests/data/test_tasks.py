@@ -121,7 +121,7 @@ def test_bad_input_errors():
         adding_problem(4, 1)
     with pytest.raises(ValueError, match="num"):
         copying_memory(0, 10)
-    with pytest.raises(ValueError, match="length"):
+    with pytest.raises(TypeError, match="length to be an integer >= 1, got float 2.5"):
         parity(3, 2.5)
     with pytest.raises(ValueError, match="unknown synthetic task 'add'.*'adding'"):
         synthetic_task("add")

@@ -80,9 +80,9 @@ def test_bad_input():
     model, vocab = _setup()
     with pytest.raises(ValueError, match="temperature >= 0"):
         generate(model, vocab, "a", 5, temperature=-1)
-    with pytest.raises(ValueError, match="top_k as an integer >= 0"):
+    with pytest.raises(TypeError, match="top_k to be an integer >= 0, got float 1.5"):
         generate(model, vocab, "a", 5, top_k=1.5)
-    with pytest.raises(ValueError, match="length as an integer >= 1"):
+    with pytest.raises(ValueError, match="length to be an integer >= 1, got 0"):
         generate(model, vocab, "a", 0)
     with pytest.raises(TypeError, match="prime as a str"):
         generate(model, vocab, None, 5)

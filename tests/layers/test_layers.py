@@ -116,7 +116,7 @@ def test_layer_errors_say_what_was_expected():
     with pytest.raises(ValueError, match="tuple of 2 per-layer states"):
         deep(x, (None,))
     bi = C.Bidirectional(layer(), layer())
-    with pytest.raises(ValueError, match=r"pair \(forward_state, backward_state\)"):
+    with pytest.raises(TypeError, match=r"pair \(forward_state, backward_state\).*got LSTMState \(one direction's state\)"):
         bi(x, make_cell("lstm").initial_state(B))
     with pytest.raises(ValueError, match="same input size"):
         C.Bidirectional(layer("gru", I, H), layer("gru", 5, H))
@@ -124,7 +124,7 @@ def test_layer_errors_say_what_was_expected():
         C.Bidirectional(layer("gru", I, H), layer("gru", I, 6), merge="sum")
     with pytest.raises(ValueError, match="unknown merge mode 'avg'"):
         C.Bidirectional(layer(), layer(), merge="avg")
-    with pytest.raises(TypeError, match="expected a carousel Cell"):
+    with pytest.raises(TypeError, match="expected cell to be a carousel Cell.*got LSTM; that is a layer"):
         C.Recurrent(torch.nn.LSTM(3, 4))
     with pytest.raises(ValueError, match="unknown backend 'cuda'"):
         C.Recurrent(make_cell("lstm"), backend="cuda")

@@ -97,9 +97,9 @@ def test_bad_arguments():
     rec = C.Recurrent(RecurrentDropout(C.GRUCell(2, 3), 0.1))
     with pytest.raises(ValueError, match=r"RecurrentDropout\(GRUCell\) already has recurrent dropout"):
         add_variational_dropout(rec, 0.2)
-    with pytest.raises(TypeError, match="expected a carousel sequence layer, got LSTM"):
+    with pytest.raises(TypeError, match="expected the layer to regularise to be a carousel sequence layer.*got LSTM"):
         add_variational_dropout(torch.nn.LSTM(2, 3), 0.2)
-    with pytest.raises(TypeError, match="expected a carousel sequence layer, got GRUCell"):
+    with pytest.raises(TypeError, match="carousel sequence layer.*got GRUCell; wrap the cell in Recurrent"):
         VariationalLayer(C.GRUCell(2, 3))
 
 

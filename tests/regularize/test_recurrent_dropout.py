@@ -191,6 +191,6 @@ def test_bad_arguments():
         RecurrentDropout(C.GRUCell(2, 3), 1.0)
     with pytest.raises(ValueError, match=r"expected p in \[0, 1\), got -0.2"):
         RecurrentDropout(C.GRUCell(2, 3), -0.2)
-    with pytest.raises(TypeError, match="expected a carousel Cell to wrap, got GRU"):
+    with pytest.raises(TypeError, match="expected the cell to wrap to be a carousel Cell.*got GRU; that is a layer"):
         RecurrentDropout(torch.nn.GRU(2, 3), 0.1)
 

@@ -119,9 +119,15 @@ def test_deep_default_dropout_is_unchanged():
     assert isinstance(deep.drop, torch.nn.Dropout)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.5, "0.5", True, None])
+@pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_bad_rate_is_refused(p):
     with pytest.raises(ValueError, match=r"expected p in \[0, 1\], got"):
+        VariationalDropout(p)
+
+
+@pytest.mark.parametrize("p", ["0.5", True, None])
+def test_rate_of_another_type_is_refused(p):
+    with pytest.raises(TypeError, match=r"expected p to be a real number in \[0, 1\], got"):
         VariationalDropout(p)
 
 

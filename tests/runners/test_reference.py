@@ -38,14 +38,16 @@ def test_input_errors_name_expected_and_given(lstm):
         C.run(lstm, x, lengths=[5, 0, 5])
     with pytest.raises(ValueError, match="at most the padded length T=5, got a length of 6"):
         C.run(lstm, x, lengths=[5, 6, 5])
-    with pytest.raises(ValueError, match="integer lengths"):
+    with pytest.raises(TypeError, match="integer lengths.*got a tensor of dtype torch.float32"):
         C.run(lstm, x, lengths=torch.tensor([5.0, 4.0, 3.0]))
+    with pytest.raises(TypeError, match="integer lengths, got float 4.0 at position 1"):
+        C.run(lstm, x, lengths=[5, 4.0, 3])
 
 
 def test_state_errors_name_expected_and_given(lstm):
     x = torch.randn(B, T, I, dtype=torch.float64)
     h = torch.zeros(B, H, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"expected a LSTMState\(h: \(B=3, 4\), c: \(B=3, 4\)\) for LSTMCell, got a tensor"):
+    with pytest.raises(TypeError, match=r"expected a LSTMState\(h: \(B=3, 4\), c: \(B=3, 4\)\) for LSTMCell, got a tensor"):
         C.run(lstm, x, h)
     with pytest.raises(ValueError, match=r"expected state field 'c' of shape \(3, 4\) for LSTMCell, got \(2, 4\)"):
         C.run(lstm, x, (h, torch.zeros(2, H, dtype=torch.float64)))

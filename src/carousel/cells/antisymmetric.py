@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from .._checks import check_flag, check_number, factory_kwargs
 from ..state import ElmanState
 from .base import Cell
 
@@ -18,7 +19,7 @@ class AntisymmetricMatrix(nn.Module):
 
     def __init__(self, gamma: float) -> None:
         super().__init__()
-        self.gamma = float(gamma)
+        self.gamma = check_number(gamma, "gamma (the diffusion)", low=0.0)
 
     def forward(self, w: Tensor) -> Tensor:
         eye = torch.eye(w.shape[0], device=w.device, dtype=w.dtype)
@@ -60,15 +61,12 @@ class AntisymmetricCell(Cell):
         dtype=None,
     ) -> None:
         super().__init__(input_size, hidden_size)
-        if not epsilon > 0:
-            raise ValueError(f"expected a positive step size epsilon, got {epsilon!r}")
-        if not gamma >= 0:
-            raise ValueError(f"expected a non-negative diffusion gamma, got {gamma!r}")
-        self.epsilon = float(epsilon)
-        self.gamma = float(gamma)
-        self.gated = bool(gated)
+        kw = factory_kwargs(device, dtype)
+        self.epsilon = check_number(epsilon, "epsilon (the step size)", low=0.0, low_open=True)
+        self.gamma = check_number(gamma, "gamma (the diffusion)", low=0.0)
+        self.gated = check_flag(gated, "gated")
+        check_flag(bias, "bias")
         G = (2 if gated else 1) * hidden_size
-        kw = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(G, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
         self.bias_ih = nn.Parameter(torch.empty(G, **kw)) if bias else None

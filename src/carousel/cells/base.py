@@ -12,7 +12,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import ShapeError, check_size, shape_str
+from .._checks import ShapeError, check_instance, check_same_kind, check_size, shape_str
+
+__all__ = ["Cell", "torch_form_weights", "check_same_kind", "check_cell"]
 
 
 class Cell(nn.Module):
@@ -53,7 +55,8 @@ class Cell(nn.Module):
         raise NotImplementedError
 
     def initial_state(self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None):
-        """All-zero state for ``batch_size`` sequences."""
+        """All-zero state for ``batch_size`` sequences (an integer >= 0)."""
+        check_size(batch_size, "batch_size", minimum=0)
         ref = self._reference_tensor()
         device = ref.device if device is None else device
         dtype = ref.dtype if dtype is None else dtype
@@ -61,9 +64,12 @@ class Cell(nn.Module):
 
     def forward(self, x_t: Tensor, state: Any = None):
         """One step from a raw input ``x_t`` of shape ``(B, I)``; returns the new state."""
-        if not isinstance(x_t, Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
-            got = shape_str(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
-            raise ShapeError(f"expected a one-step input of shape (B, {self.input_size}), got {got}")
+        if not isinstance(x_t, Tensor):
+            raise TypeError(f"expected a one-step input tensor of shape (B, {self.input_size}), got {type(x_t).__name__}")
+        if x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
+            raise ShapeError(f"expected a one-step input of shape (B, {self.input_size}), got {shape_str(x_t.shape)}")
+        if not x_t.is_floating_point():
+            raise ValueError(f"expected a floating-point one-step input, got dtype {x_t.dtype}")
         state = self.check_state(state, x_t.shape[0], like=self.check_input(x_t))
         return self.step(self.project(x_t), state)
 
@@ -137,8 +143,11 @@ class Cell(nn.Module):
     def check_state(self, state: Any, batch_size: int, *, like: Tensor | None = None):
         """Return ``state`` as this cell's state type, or a zero state when ``state`` is None.
 
-        Accepts the state type itself, any tuple of tensors in its field order, or a bare
-        tensor for one-field states; anything else raises ``ValueError`` naming what was expected.
+        Accepts the state type itself, any tuple (or list) of tensors in its field order, or a bare
+        tensor for one-field states. Raises ``TypeError`` for anything else (a dict, a tuple of
+        per-layer states), ``ValueError`` (a ``ShapeError``) for a wrong number of fields or a wrong
+        shape, and ``ValueError`` for a field of another dtype or device than ``like``; each names
+        what was expected and what was given.
         """
         fields = self.state_type._fields
         if state is None:
@@ -147,15 +156,22 @@ class Cell(nn.Module):
         expected = ", ".join(f"{f}: (B={batch_size}, {n})" for f, n in zip(fields, self.state_sizes))
         if isinstance(state, Tensor) and len(fields) == 1:
             state = (state,)
-        if not isinstance(state, tuple) or len(state) != len(fields) or not all(isinstance(s, Tensor) for s in state):
+        elif isinstance(state, list):
+            state = tuple(state)
+        if not isinstance(state, tuple) or not all(isinstance(s, Tensor) for s in state):
+            nested = isinstance(state, tuple) and any(isinstance(s, tuple) for s in state)
+            raise TypeError(
+                f"expected a {self.state_type.__name__}({expected}) for {self.kind}, got {_describe(state)}"
+                + ("; a stack's per-layer states go to the stack (Deep), one layer's state to its cell" if nested else "")
+            )
+        if len(state) != len(fields):
             raise ShapeError(
-                f"expected a {self.state_type.__name__}({expected}) for {type(self).__name__}, "
-                f"got {_describe(state)}"
+                f"expected a {self.state_type.__name__}({expected}) for {self.kind}, got {_describe(state)}"
             )
         for name, size, s in zip(fields, self.state_sizes, state):
             if s.dim() != 2 or s.shape[0] != batch_size or s.shape[1] != size:
                 raise ShapeError(
-                    f"expected state field {name!r} of shape ({batch_size}, {size}) for {type(self).__name__}, "
+                    f"expected state field {name!r} of shape ({batch_size}, {size}) for {self.kind}, "
                     f"got {shape_str(s.shape)}"
                 )
             if like is not None:
@@ -179,23 +195,31 @@ class Cell(nn.Module):
         return f"{self.input_size}, {self.hidden_size}"
 
 
+_TORCH_TWINS = {"LSTMCell": "LSTMCell", "GRUCell": "GRUCell", "RNNCell": "ElmanCell"}
+
+
+def _torch_cell_advice(value: object) -> str:
+    twin = _TORCH_TWINS.get(type(value).__name__, "LSTMCell")
+    return (f"torch.nn cells are not carousel cells; use carousel.{twin} (torch's parameters and state_dict keys), "
+            "or a drop-in (carousel.LSTM, GRU, RNN) for a whole layer")
+
+
+def check_cell(value: object, what: str = "cell") -> "Cell":
+    """``value`` if it is a carousel ``Cell``, else ``TypeError`` saying what was given and what to use
+    instead (a torch.nn cell: its carousel twin; a layer: its cell)."""
+    return check_instance(value, Cell, what, "a carousel Cell (such as carousel.LSTMCell(4, 8))", hints=(
+        (nn.RNNCellBase, _torch_cell_advice(value)),
+        (lambda v: isinstance(v, nn.Module) and (hasattr(v, "forward_padded") or hasattr(v, "cells")) or isinstance(v, nn.RNNBase),
+         "that is a layer, which runs a cell over time; pass a cell, or use the layer itself"),
+    ))
+
+
 def torch_form_weights(cell: Cell) -> list[Tensor]:
     """``weight_ih, weight_hh[, bias_ih, bias_hh]`` of a cell with torch's parameter names."""
     weights = [cell.weight_ih, cell.weight_hh]
     if cell.bias_ih is not None:
         weights += [cell.bias_ih, cell.bias_hh]
     return weights
-
-
-def check_same_kind(t: Tensor, ref: Tensor, what: str, of: str) -> None:
-    """``ValueError`` when ``t`` lives on another device than ``ref``, or has another floating dtype
-    (unless autocast is on for that device: then it decides the arithmetic)."""
-    if ref.numel() == 0 and not ref.is_floating_point():
-        return  # a cell without parameters or buffers
-    if t.device != ref.device:
-        raise ValueError(f"expected {what} on {ref.device} (where {of} are), got a tensor on {t.device}; move one of them")
-    if t.dtype != ref.dtype and not torch.is_autocast_enabled(t.device.type):
-        raise ValueError(f"expected {what} of dtype {ref.dtype} (that of {of}), got {t.dtype}; convert one of them")
 
 
 def _describe(state: Any) -> str:

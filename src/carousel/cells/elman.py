@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_flag, check_number, factory_kwargs
 from ..state import ElmanState
 from .base import Cell, torch_form_weights
 from .init import uniform_init_
@@ -44,11 +44,12 @@ class ElmanCell(Cell):
         dtype=None,
     ) -> None:
         super().__init__(input_size, hidden_size)
+        kw = factory_kwargs(device, dtype)
+        check_flag(bias, "bias")
         if nonlinearity == "linear":
             nonlinearity = "identity"
         self.nonlinearity = check_choice(nonlinearity, tuple(NONLINEARITIES), "nonlinearity")
         self._phi = NONLINEARITIES[nonlinearity]
-        kw = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
         if bias:
@@ -99,6 +100,7 @@ class IRNNCell(ElmanCell):
 
     ``identity_scale`` below 1 gives the paper's "np-RNN"-like shrunken identity; ``input_std``
     is the standard deviation of the input weights (0.001 in the paper's adding experiments).
+    Both must be finite, ``input_std >= 0`` (``TypeError`` for a non-number, ``ValueError`` otherwise).
     """
 
     def __init__(
@@ -112,8 +114,8 @@ class IRNNCell(ElmanCell):
         device=None,
         dtype=None,
     ) -> None:
-        self.identity_scale = float(identity_scale)
-        self.input_std = float(input_std)
+        self.identity_scale = check_number(identity_scale, "identity_scale")
+        self.input_std = check_number(input_std, "input_std", low=0.0)
         super().__init__(input_size, hidden_size, nonlinearity="relu", bias=bias, device=device, dtype=dtype)
 
     def reset_parameters(self) -> None:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_flag, factory_kwargs
 from ..state import GRUState
 from .base import Cell, torch_form_weights
 from .init import uniform_init_
@@ -42,8 +42,9 @@ class GRUCell(Cell):
         dtype=None,
     ) -> None:
         super().__init__(input_size, hidden_size)
+        kw = factory_kwargs(device, dtype)
+        check_flag(bias, "bias")
         self.variant = check_choice(variant, ("torch", "cho"), "GRU variant")
-        kw = {"device": device, "dtype": dtype}
         H = hidden_size
         self.weight_ih = nn.Parameter(torch.empty(3 * H, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(3 * H, H, **kw))

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number, check_size
+
 
 def uniform_init_(cell: nn.Module, hidden_size: int) -> None:
     """torch.nn's RNN initialisation: every parameter from U(-1/sqrt(H), 1/sqrt(H))."""
@@ -24,8 +26,7 @@ def set_spectral_radius_(cell: nn.Module, rho: float) -> nn.Module:
 
     Raises ``ValueError`` for a radius that is not positive.
     """
-    if not rho > 0:
-        raise ValueError(f"expected a positive spectral radius, got {rho!r}")
+    rho = check_number(rho, "spectral radius rho", low=0.0, low_open=True)
     with torch.no_grad():
         w = cell.weight_hh
         current = torch.linalg.eigvals(w.double()).abs().max().item()
@@ -39,6 +40,7 @@ def henaff_rotations(hidden_size: int, *, generator: torch.Generator | None = No
     Henaff, Szlam & LeCun 2016, "Recurrent Orthogonal Networks and Long-Memory Tasks", section 4:
     such a start keeps every input alive for as long as its rotation takes to come back.
     """
+    check_size(hidden_size, "hidden_size")
     theta = (torch.rand(hidden_size // 2, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
     u = torch.eye(hidden_size, dtype=torch.float64)
     for j, a in enumerate(theta.tolist()):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_size
+from .._checks import check_flag, check_number, check_size, factory_kwargs
 from ..state import LSTMState
 from .base import Cell, torch_form_weights
 from .init import uniform_init_
@@ -29,7 +29,7 @@ class LSTMCell(Cell):
 
     Options:
 
-    * ``forget_bias``: when given, the forget gate's total bias starts at this value
+    * ``forget_bias``: when given (a finite number), the forget gate's total bias starts at this value
       (``bias_ih`` of the f-slice set to it, ``bias_hh`` to zero; 1.0 is the common choice,
       Jozefowicz et al. 2015). ``None`` keeps torch's uniform initialisation.
     * ``peephole``: the gates also see the cell (Gers & Schmidhuber 2000),
@@ -38,6 +38,10 @@ class LSTMCell(Cell):
       and recurrent pre-activations separately and of the cell before its tanh:
       ``gates = LN(W_ih x) + LN(W_hh h) + b``, ``h = o * tanh(LN(c))``.
     * ``proj_size`` > 0: ``h_t = W_hr (o * tanh(c_t))`` of size P, as in ``torch.nn.LSTM``.
+
+    Options are checked at construction: ``TypeError`` for a wrong type (a flag that is not a
+    ``bool``, ``forget_bias="1"``, a non-floating ``dtype`` is a ``ValueError``), ``ValueError`` for a
+    non-finite or out-of-range value.
     """
 
     state_type = LSTMState
@@ -57,8 +61,12 @@ class LSTMCell(Cell):
         dtype=None,
     ) -> None:
         super().__init__(input_size, hidden_size)
-        if proj_size:
-            check_size(proj_size, "proj_size")
+        kw = factory_kwargs(device, dtype)
+        for name, flag in (("bias", bias), ("forget_gate", forget_gate), ("peephole", peephole), ("layer_norm", layer_norm)):
+            check_flag(flag, name)
+        if forget_bias is not None:
+            forget_bias = check_number(forget_bias, "forget_bias")
+        if check_size(proj_size, "proj_size", minimum=0):
             if proj_size >= hidden_size:
                 raise ValueError(f"expected proj_size smaller than hidden_size={hidden_size}, got {proj_size}")
         if forget_bias is not None and not forget_gate:
@@ -72,7 +80,6 @@ class LSTMCell(Cell):
         self.proj_size = int(proj_size)
         self.num_gates = 4 if self.forget_gate else 3
         H, G, P = hidden_size, self.num_gates * hidden_size, self.proj_size
-        kw = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(G, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(G, P or H, **kw))
         if bias:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_flag, factory_kwargs
 from ..state import GRUState, MinLSTMState
 from .base import Cell
 from .init import uniform_init_
@@ -23,7 +24,8 @@ class _LinearRecurrenceCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size)
-        kw = {"device": device, "dtype": dtype}
+        kw = factory_kwargs(device, dtype)
+        check_flag(bias, "bias")
         G = self.num_blocks * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G, input_size, **kw))
         self.bias_ih = nn.Parameter(torch.empty(G, **kw)) if bias else None

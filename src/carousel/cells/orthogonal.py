@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .._checks import check_choice
+from .._checks import check_choice, factory_kwargs
 from ..state import ElmanState
 from .elman import ElmanCell, _elman_mode
 
@@ -92,6 +92,7 @@ class OrthogonalCell(ElmanCell):
         device=None,
         dtype=None,
     ) -> None:
+        factory_kwargs(device, dtype)
         check_choice(nonlinearity, ("tanh", "modrelu", "relu", "identity", "linear"), "nonlinearity")
         self.orthogonal_map = check_choice(orthogonal_map, ("matrix_exp", "cayley"), "orthogonal_map")
         modrelu = nonlinearity == "modrelu"

@@ -20,23 +20,34 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from .._checks import check_number, check_size
 from ..data.vocab import Vocabulary
 
 TokenModel = Callable[[Tensor, Any], "tuple[Tensor, Any]"]
 
 
 def check_sampling(temperature: float, top_k: int) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"expected a temperature >= 0 (0: greedy), got {temperature!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"expected top_k as an integer >= 0 (0: every token), got {top_k!r}")
+    """``TypeError`` unless ``temperature`` is a number and ``top_k`` an integer; ``ValueError`` unless
+    the temperature is finite and >= 0 (0: greedy) and ``top_k >= 0`` (0: every token)."""
+    check_number(temperature, "temperature", low=0.0)
+    check_number(top_k, "top_k", low=0, integer=True)
 
 
 def next_token(
     z: Tensor, *, temperature: float = 1.0, top_k: int = 0, banned: int | None = 0, generator: torch.Generator | None = None
 ) -> Tensor:
-    """One token per row of logits ``z`` (B, V), drawn as the module docstring says; returns (B,) ids."""
+    """One token per row of logits ``z`` (B, V), drawn as the module docstring says; returns (B,) ids.
+
+    Raises ``TypeError``/``ValueError`` for options of the wrong type or range (``check_sampling``) and
+    for logits that are not a floating-point (B, V) tensor.
+    """
     check_sampling(temperature, top_k)
+    if not isinstance(z, Tensor):
+        raise TypeError(f"expected logits as a tensor of shape (B, V), got {type(z).__name__}")
+    if z.dim() != 2 or z.shape[-1] == 0 or not z.is_floating_point():
+        raise ValueError(f"expected floating-point logits of shape (B, V) with V >= 1, got shape {tuple(z.shape)}, dtype {z.dtype}")
+    if banned is not None and not (isinstance(banned, int) and not isinstance(banned, bool) and 0 <= banned < z.shape[-1]):
+        raise ValueError(f"expected banned as a token index in [0, {z.shape[-1]}) or None, got {banned!r}")
     z = z.float().clone()
     if banned is not None and z.shape[-1] > 1:
         z[:, banned] = float("-inf")
@@ -79,11 +90,16 @@ def generate(
     step against 1 ms.
     """
     check_sampling(temperature, top_k)
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"expected vocab to be a carousel.data.Vocabulary, got {type(vocab).__name__}")
     if not isinstance(prime, str):
         raise TypeError(f"expected the prime as a str, got {type(prime).__name__}")
-    for name, v in (("length", length), ("num", num)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"expected {name} as an integer >= 1, got {v!r}")
+    check_size(length, "length")
+    check_size(num, "num")
+    if seed is not None:
+        check_number(seed, "seed", integer=True)
+    if threads is not None:
+        check_size(threads, "threads")
     if not prime:
         prime = "\n" if "\n" in vocab.index else vocab.symbols[1]
     device = next((p.device for p in model.parameters()), torch.device("cpu")) if hasattr(model, "parameters") else None

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .._checks import check_lengths, check_sequence_input
+from .._checks import check_flag, check_instance, check_lengths, check_sequence_input
+from ..cells.base import Cell
 
 
 class SequenceLayer(nn.Module):
@@ -26,14 +27,22 @@ class SequenceLayer(nn.Module):
 
     def __init__(self, *, batch_first: bool = True) -> None:
         super().__init__()
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_flag(batch_first, "batch_first")
 
     def forward_padded(self, x: Tensor, state: Any, lengths: Tensor | None) -> tuple[Tensor, Any]:
         """Run over batch-first padded ``x`` (B, T, I) with validated ``lengths`` (or None)."""
         raise NotImplementedError
 
     def forward(self, x: Tensor | PackedSequence, state: Any = None, lengths: Any = None) -> tuple[Any, Any]:
-        """Returns ``(outputs, final_state)``; outputs have the layout of ``x`` (padded or packed)."""
+        """Returns ``(outputs, final_state)``; outputs have the layout of ``x`` (padded or packed).
+
+        ``x`` is (B, T, I) (``batch_first=False``: (T, B, I)) with T >= 1, floating-point, of the
+        parameters' dtype and device; ``lengths`` (B,) integers in [1, T] (a list, tuple or integer
+        tensor on the CPU or on ``x``'s device). Raises ``TypeError`` for a non-tensor input,
+        non-integer lengths and a state of the wrong kind (one layer's state given to a stack),
+        ``ValueError`` (a ``ShapeError`` for shapes) for the wrong shape, dtype or device (naming both)
+        or lengths out of range.
+        """
         if isinstance(x, PackedSequence):
             if lengths is not None:
                 raise ValueError("lengths were given with a PackedSequence, which carries its own lengths; give one or the other")
@@ -44,11 +53,25 @@ class SequenceLayer(nn.Module):
         x = check_sequence_input(x, self.input_size, batch_first=self.batch_first)
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I)
-        lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        lengths = check_lengths(lengths, x.shape[0], x.shape[1], device=x.device)
         if lengths is not None and bool((lengths == x.shape[1]).all()):
             lengths = None
         out, final = self.forward_padded(x, state, lengths)
         return (out if self.batch_first else out.transpose(0, 1)), final
+
+
+def check_layer(value: object, what: str = "layer") -> SequenceLayer:
+    """``value`` if it is a carousel sequence layer, else ``TypeError`` saying what was given and what
+    to do (a cell: wrap it in ``Recurrent``; a torch.nn module or a drop-in: build the layer from cells)."""
+    return check_instance(value, SequenceLayer, what, "a carousel sequence layer (Recurrent, Deep, Bidirectional, ...)", hints=(
+        (Cell, "wrap the cell in Recurrent: Recurrent(cell)"),
+        (nn.RNNCellBase, "torch.nn cells are not carousel layers; use Recurrent(carousel.LSTMCell(...)) (or GRUCell, ElmanCell)"),
+        (nn.RNNBase, "torch.nn.LSTM/GRU/RNN and carousel's drop-ins take torch's (input, hx); build the layer from cells, "
+                     "Recurrent(carousel.LSTMCell(...)), or use the module on its own"),
+        (lambda v: type(v).__name__ in ("LSTM", "GRU", "RNN"),
+         "carousel's drop-ins take torch's (input, hx); build the layer from cells, Recurrent(carousel.LSTMCell(...)), "
+         "or use the drop-in on its own"),
+    ))
 
 
 def repack_like(padded: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice
-from .base import SequenceLayer, reverse_padded
+from .base import SequenceLayer, check_layer, reverse_padded
 
 
 class Bidirectional(SequenceLayer):
@@ -17,10 +17,14 @@ class Bidirectional(SequenceLayer):
     ``merge="concat"`` gives ``[y_fwd; y_bwd]`` (size H_f + H_b), ``"sum"`` gives ``y_fwd + y_bwd``.
     The backward outputs are re-reversed, so position t of both halves describes input t.
     The state is the pair ``(forward_state, backward_state)``; the backward final state is the
-    one after reading the sequence's first element.
+    one after reading the sequence's first element. Both directions must be carousel sequence
+    layers (``TypeError`` otherwise: wrap a cell in ``Recurrent``); a single state where the pair
+    belongs is a ``TypeError``.
     """
 
     def __init__(self, forward: SequenceLayer, backward: SequenceLayer, *, merge: str = "concat", batch_first: bool = True) -> None:
+        check_layer(forward, "the forward layer of Bidirectional")
+        check_layer(backward, "the backward layer of Bidirectional")
         super().__init__(batch_first=batch_first)
         self.merge = check_choice(merge, ("concat", "sum"), "merge mode")
         if forward.input_size != backward.input_size:
@@ -47,9 +51,14 @@ class Bidirectional(SequenceLayer):
     def forward_padded(self, x: Tensor, state: Any, lengths: Tensor | None) -> tuple[Tensor, tuple]:
         if state is None:
             state = (None, None)
-        elif not isinstance(state, (tuple, list)) or len(state) != 2 or hasattr(state, "_fields"):
+        elif not isinstance(state, (tuple, list)) or hasattr(state, "_fields"):
+            one = " (one direction's state)" if hasattr(state, "_fields") else ""
+            raise TypeError(
+                f"expected a pair (forward_state, backward_state) for a Bidirectional layer, got {type(state).__name__}{one}"
+            )
+        elif len(state) != 2:
             raise ValueError(
-                f"expected a pair (forward_state, backward_state) for a Bidirectional layer, got {type(state).__name__}"
+                f"expected a pair (forward_state, backward_state) for a Bidirectional layer, got {type(state).__name__} of length {len(state)}"
             )
         y_f, s_f = self.forward_layer.forward_padded(x, state[0], lengths)
         y_b, s_b = self.backward_layer.forward_padded(reverse_padded(x, lengths), state[1], lengths)

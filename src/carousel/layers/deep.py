@@ -7,9 +7,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_rate
+from .._checks import check_flag, check_rate
 from ..regularize.variational import VariationalDropout
-from .base import SequenceLayer
+from .base import SequenceLayer, check_layer
 
 
 class Deep(SequenceLayer):
@@ -27,7 +27,10 @@ class Deep(SequenceLayer):
     * ``skip_input``: every layer after the first also sees the stack's input ``x``
       (Graves 2013, "Generating Sequences With Recurrent Neural Networks").
 
-    The state is a tuple with one entry per layer (each in that layer's own state form).
+    The state is a tuple with one entry per layer (each in that layer's own state form); a single
+    layer's state (one ``LSTMState``) is a ``TypeError`` saying so. Layers must be carousel
+    sequence layers (a cell is refused with the advice to wrap it in ``Recurrent``); options are
+    checked as given (``dropout`` a number in [0, 1], the flags ``bool``).
     """
 
     def __init__(
@@ -41,14 +44,15 @@ class Deep(SequenceLayer):
         batch_first: bool = True,
     ) -> None:
         super().__init__(batch_first=batch_first)
+        if isinstance(layers, nn.Module) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"expected layers as a list of carousel sequence layers, got {type(layers).__name__}")
         layers = list(layers)
         if not layers:
             raise ValueError("Deep needs at least one layer, got none")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, SequenceLayer):
-                raise TypeError(f"expected layer {i} to be a carousel sequence layer, got {type(layer).__name__}")
-        self.residual = bool(residual)
-        self.skip_input = bool(skip_input)
+            check_layer(layer, f"layer {i} of Deep")
+        self.residual = check_flag(residual, "residual")
+        self.skip_input = check_flag(skip_input, "skip_input")
         x_size = layers[0].input_size
         for i in range(1, len(layers)):
             below = layers[i - 1].output_size
@@ -69,7 +73,7 @@ class Deep(SequenceLayer):
         ``torch.nn.LSTM``'s ``dropout``) or one mask per sequence (``variational=True``). The only
         place that sets it: the constructor and wrappers such as ``add_variational_dropout`` call it."""
         self.dropout = check_rate(p, "dropout", allow_one=True)
-        self.variational = bool(variational)
+        self.variational = check_flag(variational, "variational")
         self.drop = VariationalDropout(self.dropout) if self.variational else nn.Dropout(self.dropout)
         self.drop.train(self.training)
 
@@ -93,9 +97,16 @@ class Deep(SequenceLayer):
         L = len(self.layers)
         if state is None:
             state = (None,) * L
-        elif not isinstance(state, (tuple, list)) or len(state) != L:
-            got = f"{type(state).__name__} of length {len(state)}" if isinstance(state, (tuple, list)) else type(state).__name__
-            raise ValueError(f"expected a tuple of {L} per-layer states for a {L}-layer Deep stack, got {got}")
+        elif not isinstance(state, (tuple, list)) or hasattr(state, "_fields"):
+            one = f"one {type(state).__name__} (a single layer's state)" if hasattr(state, "_fields") else type(state).__name__
+            raise TypeError(
+                f"expected a tuple of {L} per-layer states (one per layer, each in its layer's state form) for a "
+                f"{L}-layer Deep stack, got {one}"
+            )
+        elif len(state) != L:
+            raise ValueError(
+                f"expected a tuple of {L} per-layer states for a {L}-layer Deep stack, got {type(state).__name__} of length {len(state)}"
+            )
         finals = []
         y = x
         for i, (layer, s) in enumerate(zip(self.layers, state)):

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..cells.base import Cell
+from ..cells.base import Cell, check_cell
 from ..runners import check_backend, dispatch
 from .base import SequenceLayer
 
@@ -21,9 +21,7 @@ class Recurrent(SequenceLayer):
 
     def __init__(self, cell: Cell, *, batch_first: bool = True, backend: str = "auto") -> None:
         super().__init__(batch_first=batch_first)
-        if not isinstance(cell, Cell):
-            raise TypeError(f"expected a carousel Cell, got {type(cell).__name__}")
-        self.cell = cell
+        self.cell = check_cell(cell)
         self.backend = check_backend(backend)
 
     @property

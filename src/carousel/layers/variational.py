@@ -8,9 +8,10 @@ from torch import Tensor
 
 from .._checks import check_rate
 from ..regularize import RecurrentDropout, VariationalDropout, Zoneout
-from .base import SequenceLayer
+from .base import SequenceLayer, check_layer
 from .deep import Deep
 from .recurrent import Recurrent
+from .torch_compat import TorchCompatible
 
 PLACES = ("input", "recurrent", "between", "output")
 
@@ -24,8 +25,7 @@ class VariationalLayer(SequenceLayer):
     """
 
     def __init__(self, layer: SequenceLayer, *, input: float = 0.0, output: float = 0.0) -> None:
-        if not isinstance(layer, SequenceLayer):
-            raise TypeError(f"expected a carousel sequence layer, got {type(layer).__name__}")
+        check_layer(layer, "the layer of VariationalLayer")
         super().__init__(batch_first=layer.batch_first)
         self.layer = layer
         self.input_dropout = VariationalDropout(input)
@@ -46,6 +46,9 @@ class VariationalLayer(SequenceLayer):
 
 def _rates(p: float | Mapping[str, float]) -> tuple[dict[str, float], bool]:
     if isinstance(p, Mapping):
+        bad = [k for k in p if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"expected dropout places as strings ({', '.join(map(repr, PLACES))}), got {bad[0]!r}")
         unknown = [k for k in p if k not in PLACES]
         if unknown:
             raise ValueError(f"unknown dropout place {unknown[0]!r}; expected some of: {', '.join(map(repr, PLACES))}")
@@ -54,7 +57,7 @@ def _rates(p: float | Mapping[str, float]) -> tuple[dict[str, float], bool]:
     return dict.fromkeys(PLACES, rate), False
 
 
-def add_variational_dropout(layer: SequenceLayer, p: float | Mapping[str, float]) -> VariationalLayer:
+def add_variational_dropout(layer: SequenceLayer | TorchCompatible, p: float | Mapping[str, float]) -> SequenceLayer | TorchCompatible:
     """Regularise a carousel layer with variational dropout (Gal & Ghahramani 2016) in every place.
 
     ``p`` is one rate for all four places or a mapping ``{place: rate}`` with places
@@ -64,10 +67,16 @@ def add_variational_dropout(layer: SequenceLayer, p: float | Mapping[str, float]
     its layers). The layer's cells and stacks are changed in place; the returned layer adds the
     input and output masks around it. A mapping naming ``"between"`` for a layer without a
     ``Deep`` stack is an error. Works with ``Recurrent``, ``Bidirectional``, ``Deep`` and any
-    nesting of them; the state_dict keys do not change.
+    nesting of them, and with the drop-ins ``carousel.LSTM``, ``GRU`` and ``RNN``: a drop-in is
+    changed in place and returned itself, its input and output masks inside it, so it keeps
+    torch's forward, return form and keys. The state_dict keys do not change.
+
+    Raises ``TypeError`` for a module that is neither (a cell: wrap it in ``Recurrent``) and for a
+    rate that is not a number, ``ValueError`` for a rate outside [0, 1) or an unknown place.
     """
-    if not isinstance(layer, SequenceLayer):
-        raise TypeError(f"expected a carousel sequence layer, got {type(layer).__name__}")
+    drop_in = isinstance(layer, TorchCompatible)
+    if not drop_in:
+        check_layer(layer, "the layer to regularise")
     rates, explicit = _rates(p)
     recurrent, between = rates.get("recurrent", 0.0), rates.get("between", 0.0)
     stacks = [m for m in layer.modules() if isinstance(m, Deep)]
@@ -84,4 +93,7 @@ def add_variational_dropout(layer: SequenceLayer, p: float | Mapping[str, float]
     if between > 0:
         for d in stacks:
             d.set_dropout(between, variational=True)
+    if drop_in:
+        layer.set_variational_io(rates.get("input", 0.0), rates.get("output", 0.0))
+        return layer
     return VariationalLayer(layer, input=rates.get("input", 0.0), output=rates.get("output", 0.0))

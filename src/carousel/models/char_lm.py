@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_rate, check_size
+from .._checks import check_flag, check_rate, check_size
 from ..data.vocab import Vocabulary
 from ..regularize import EmbeddingDropout, VariationalDropout
 from ..regularize import weight_drop as add_weight_drop
@@ -68,14 +68,18 @@ class CharLM(nn.Module):
         self.vocab_size = check_size(vocab_size, "vocab_size", minimum=2)
         codes = torch.full((self.vocab_size,), -1, dtype=torch.int32)
         if vocabulary is not None:
-            if not isinstance(vocabulary, Vocabulary) or len(vocabulary) != self.vocab_size:
-                got = f"{len(vocabulary)} symbols" if isinstance(vocabulary, Vocabulary) else type(vocabulary).__name__
-                raise ValueError(f"expected a Vocabulary of vocab_size={self.vocab_size} symbols, got {got}")
+            if not isinstance(vocabulary, Vocabulary):
+                raise TypeError(f"expected vocabulary to be a carousel.data.Vocabulary, got {type(vocabulary).__name__}")
+            if len(vocabulary) != self.vocab_size:
+                raise ValueError(f"expected a Vocabulary of vocab_size={self.vocab_size} symbols, got {len(vocabulary)} symbols")
             codes = torch.tensor([ord(c) for c in vocabulary.symbols], dtype=torch.int32)
         self.register_buffer("vocab_codes", codes)  # (V,) code points; -1 when not given
         self.embed_size = check_size(embed_size, "embed_size")
         layers = check_size(layers, "layers")
-        sizes = [hidden_size] * layers if isinstance(hidden_size, int) else list(hidden_size)
+        if isinstance(hidden_size, (list, tuple)):
+            sizes = list(hidden_size)
+        else:
+            sizes = [check_size(hidden_size, "hidden_size (an integer, or a list of one per layer)")] * layers
         if len(sizes) != layers:
             raise ValueError(f"expected {layers} hidden sizes, one per layer, got {len(sizes)}: {sizes}")
         for s in sizes:
@@ -97,7 +101,7 @@ class CharLM(nn.Module):
             add_weight_drop(self.rnn, rates["weight_drop"])
         self.output_drop = VariationalDropout(rates["output_dropout"])
         self.head = nn.Linear(size, self.vocab_size)
-        self.tied = bool(tied)
+        self.tied = check_flag(tied, "tied")
         if self.tied:
             if size != self.embed_size:
                 raise ValueError(
@@ -119,13 +123,18 @@ class CharLM(nn.Module):
         return self.head.in_features
 
     def initial_state(self, batch_size: int, *, device=None, dtype=None) -> tuple:
-        """The all-zero state of the stack for ``batch_size`` sequences."""
+        """The all-zero state of the stack for ``batch_size`` sequences (an integer >= 0)."""
+        check_size(batch_size, "batch_size", minimum=0)
         ref = self.head.weight
         kw = {"device": ref.device if device is None else device, "dtype": ref.dtype if dtype is None else dtype}
         return tuple(layer.cell.initial_state(batch_size, **kw) for layer in self.rnn.layers)
 
     def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        """Logits (B, T, V) of the next character after each of ``x`` (B, T), and the final state."""
-        u = self.input_drop(self.embedding(check_token_ids(x, "character ids")))  # (B, T, E)
+        """Logits (B, T, V) of the next character after each of ``x`` (B, T), and the final state.
+
+        Raises ``ValueError`` for ids that are not an integer (B, T) tensor on the model's device (or,
+        on the CPU, outside [0, V)), and for a state that is not one per layer (``TypeError`` for a
+        single layer's state)."""
+        u = self.input_drop(self.embedding(check_token_ids(x, "character ids", self.head.weight, self.vocab_size)))  # (B, T, E)
         y, state = self.rnn(u, state)  # (B, T, H)
         return self.head(self.output_drop(y)), state  # (B, T, V)

@@ -7,7 +7,7 @@ or each sequence's last step: :func:`last_step`) and a linear head.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -26,6 +26,8 @@ def cell_factory(cell: str | CellFactory, options: dict[str, Any] | None = None)
     An unknown name or option raises at once (``ValueError`` listing the registered names); the
     check builds a throwaway cell without drawing from torch's generator.
     """
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"expected cell options as a dict of keyword arguments, got {type(options).__name__}")
     options = dict(options or {})
     if isinstance(cell, str):
         with torch.random.fork_rng(devices=[]):
@@ -69,11 +71,19 @@ def recurrent_stack(
     return Deep(layers, dropout=dropout, variational=True)
 
 
-def check_token_ids(x: object, what: str = "token ids") -> Tensor:
-    """``x`` if it is an integer tensor of shape (B, T), else ``ValueError`` saying what was given."""
+def check_token_ids(x: object, what: str = "token ids", like: Tensor | None = None, vocab_size: int | None = None) -> Tensor:
+    """``x`` if it is an integer tensor of shape (B, T) (on ``like``'s device when given), else
+    ``ValueError`` saying what was given. With ``vocab_size``, ids on the CPU are also checked to lie
+    in [0, V) (on an accelerator that check would wait for the device, so it is left to the embedding)."""
     if not isinstance(x, Tensor) or x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
         got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"expected {what} of shape (B, T) and an integer dtype, got {got}")
+    if like is not None and x.device != like.device:
+        raise ValueError(f"expected {what} on {like.device} (where the model's parameters are), got a tensor on {x.device}; move one of them")
+    if vocab_size is not None and x.device.type == "cpu" and x.numel():
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= vocab_size:
+            raise ValueError(f"expected {what} in [0, {vocab_size}) (the vocabulary size), got ids from {low} to {high}")
     return x
 
 

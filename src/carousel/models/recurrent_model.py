@@ -59,7 +59,7 @@ class RecurrentModel(nn.Module):
 
     def forward(self, x: Tensor, state: Any = None, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
         if self.embedding is not None:
-            x = self.embedding(check_token_ids(x))  # (B, T, I)
+            x = self.embedding(check_token_ids(x, "token ids", self.embedding.weight, self.embedding.num_embeddings))  # (B, T, I)
         y, state = self.rnn(x, state, lengths)  # (B, T, H)
         if self.readout == "last":
             y = last_step(y, lengths)  # (B, H)

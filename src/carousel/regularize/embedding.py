@@ -2,6 +2,7 @@ r"""Embedding dropout: whole rows of an embedding matrix dropped, so a token typ
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .._checks import check_rate
@@ -40,7 +41,13 @@ class EmbeddingDropout(MaskHolder):
         return self.embedding.weight
 
     def forward(self, ids: Tensor) -> Tensor:
+        """The rows of the looked-up ``ids`` (any shape, an integer dtype, on the embedding's device)."""
         e = self.embedding
+        if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            got = f"dtype {ids.dtype}" if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"expected token ids as an integer tensor, got {got}")
+        if ids.device != e.weight.device:
+            raise ValueError(f"expected token ids on {e.weight.device} (where the embedding is), got a tensor on {ids.device}")
         out = e(ids)  # (..., D)
         if not self.training or self.p == 0.0:
             return out

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from .._checks import check_rate, shape_str
+from .._checks import check_flag, check_rate, shape_str
 from .masks import MaskHolder
 
 
@@ -36,7 +36,7 @@ class VariationalDropout(MaskHolder):
     def __init__(self, p: float = 0.5, *, batch_first: bool = True) -> None:
         super().__init__()
         self.p = check_rate(p, "p", allow_one=True)  # 1 drops everything, as torch.nn.Dropout(1.0)
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_flag(batch_first, "batch_first")
 
     def forward(self, x: Tensor | PackedSequence) -> Tensor | PackedSequence:
         if isinstance(x, PackedSequence):
@@ -45,6 +45,8 @@ class VariationalDropout(MaskHolder):
             raise TypeError(f"expected a tensor or a PackedSequence, got {type(x).__name__}")
         if not self.training or self.p == 0.0:
             return x
+        if not x.is_floating_point():
+            raise ValueError(f"expected a floating-point tensor to drop units of, got dtype {x.dtype}")
         if x.dim() < 2:
             raise ValueError(f"expected a tensor with a batch and a feature dimension, got shape {shape_str(x.shape)}")
         batch_dim = 0 if (self.batch_first or x.dim() == 2) else 1

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..cells.base import Cell
+from ..cells.base import Cell, check_cell
 
 
 def make_transparent(module: nn.Module, child: str) -> None:
@@ -51,8 +51,7 @@ class CellWrapper(Cell):
     """
 
     def __init__(self, cell: Cell) -> None:
-        if not isinstance(cell, Cell):
-            raise TypeError(f"expected a carousel Cell to wrap, got {type(cell).__name__}")
+        check_cell(cell, "the cell to wrap")
         super().__init__(cell.input_size, cell.hidden_size)
         self.cell = cell
         make_transparent(self, "cell")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_lengths, check_sequence_input
-from ..cells.base import Cell
+from ..cells.base import Cell, check_cell
 from .explicit import explicit_unsupported, run_explicit
 from .fused import fused_unsupported, run_fused, stack_fused_mode
 from .reference import run_reference
@@ -155,14 +155,15 @@ def run(
     each sequence's length; the final state is the state at each sequence's last step (frozen
     past its end). ``state`` defaults to zeros; ``lengths`` (B,) to T for every sequence.
     ``backend`` is one of ``backend_names()``; ``"auto"`` picks the fastest that serves the cell.
-    Raises ``ValueError`` for a malformed input, state or lengths, and for a named backend that
-    cannot serve the cell (saying why).
+    Raises ``TypeError`` for an object that is not a carousel cell (a ``torch.nn.LSTMCell``: use
+    ``carousel.LSTMCell``), a state of the wrong kind and non-integer lengths; ``ValueError`` for a
+    malformed input, state or lengths, an input, state or lengths of another dtype or device than the
+    cell's parameters (naming both), and a named backend that cannot serve the cell (saying why).
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"expected a carousel Cell to run, got {type(cell).__name__} (torch.nn cells run in torch.nn.RNN and friends)")
+    check_cell(cell, "the cell to run")
     x = cell.check_input(check_sequence_input(x, cell.input_size))
     B, T, _ = x.shape
-    lengths = check_lengths(lengths, B, T)
+    lengths = check_lengths(lengths, B, T, device=x.device)
     state = cell.check_state(state, B, like=x)
     if lengths is not None and bool((lengths == T).all()):
         lengths = None

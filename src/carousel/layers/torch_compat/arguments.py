@@ -50,6 +50,13 @@ def no_projection(proj_size: int, kind: str) -> None:
 def check_input(x: Tensor, input_size: int, weight: Tensor, *, packed: bool, batch_first: bool, unbatched: bool) -> None:
     """The input as the user gave it: its dtype matches the weights' (unless autocast decides), its
     feature size is ``input_size``. Errors name the shape and dtype that were given."""
+    if x.device != weight.device:
+        raise ValueError(
+            f"expected input on {weight.device} (where the weights are), got a tensor on {x.device}; move the input "
+            f"(input.to('{weight.device}')) or the module (module.to('{x.device}'))"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating-point input, got dtype {x.dtype}")
     if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
         raise ValueError(
             f"expected input of dtype {weight.dtype} (the weights' dtype), got {x.dtype}; convert the input "

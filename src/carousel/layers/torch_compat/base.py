@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..._checks import shape_str
 from ...cells.base import Cell
+from ...regularize import VariationalDropout
 from ...runners import check_backend, resolve_stack, run_fused_stack
 from ..bidirectional import Bidirectional
 from ..deep import Deep
@@ -75,6 +76,16 @@ class TorchCompatible(TorchNames):
         self.register_state_dict_post_hook(to_torch_keys)
         self.register_load_state_dict_pre_hook(from_torch_keys)
 
+    def set_variational_io(self, input: float, output: float) -> None:
+        """Variational dropout (one mask per sequence) on the inputs and on the outputs, around the stack;
+        the rate 0 removes it. ``carousel.add_variational_dropout`` calls it: the module keeps torch's
+        forward, return form and ``state_dict`` keys (the masks store nothing)."""
+        for name, p in (("input_dropout", input), ("output_dropout", output)):
+            if p:
+                setattr(self, name, VariationalDropout(p, batch_first=self.batch_first))
+            elif name in self._modules:
+                delattr(self, name)
+
     @property
     def dropout(self) -> float:
         """torch's ``dropout`` attribute: the rate between layers, which the ``Deep`` stack owns;
@@ -133,21 +144,25 @@ class TorchCompatible(TorchNames):
                     batch_first=self.batch_first, unbatched=unbatched)
         if unbatched:
             input = input.unsqueeze(0 if self.batch_first else 1)
+        if "input_dropout" in self._modules:  # set by add_variational_dropout
+            input = self._modules["input_dropout"](input)
         if packed:
             batch, like = int(input.batch_sizes[0]), input.data
         else:
             batch, like = input.shape[0 if self.batch_first else 1], input
         mode = self.fused_stack_mode(like, cells)
         if mode is not None:  # the whole stack in one kernel call, as torch.nn runs it
-            h0 = None if hx is None else self._hidden(hx, batch, unbatched)
+            h0 = None if hx is None else self._hidden(hx, batch, unbatched, like)
             out, h_n = run_fused_stack(
                 mode, cells, input, h0,
                 num_layers=self.num_layers, bidirectional=self.bidirectional, batch_first=self.batch_first,
             )
         else:
-            state = None if hx is None else self.split_hidden(hx, batch, unbatched)
+            state = None if hx is None else self.split_hidden(hx, batch, unbatched, like)
             out, finals = self.stack(input, state)
             h_n = self.join_hidden(finals)
+        if "output_dropout" in self._modules:
+            out = self._modules["output_dropout"](out)
         if unbatched:
             out = out.squeeze(0 if self.batch_first else 1)
             h_n = tuple(s.squeeze(1) for s in h_n)
@@ -167,17 +182,19 @@ class TorchCompatible(TorchNames):
         cell = self.cells()[0]
         return list(zip(cell.state_type._fields, cell.state_sizes))
 
-    def split_hidden(self, hx: Any, batch: int, unbatched: bool = False) -> tuple:
-        """torch's initial state ``hx`` (checked: each field (L*D, B, F)) as the stack's nested per-layer states."""
-        fields = self._hidden(hx, batch, unbatched)
+    def split_hidden(self, hx: Any, batch: int, unbatched: bool = False, like: Tensor | None = None) -> tuple:
+        """torch's initial state ``hx`` (checked: each field (L*D, B, F), of ``like``'s dtype and device when
+        given) as the stack's nested per-layer states."""
+        fields = self._hidden(hx, batch, unbatched, like)
         return split_hidden(fields, self.cells()[0].state_type, self.num_layers, self.bidirectional)
 
     def join_hidden(self, finals: tuple) -> tuple[Tensor, ...]:
         """The stack's nested per-layer final states as torch's (L*D, B, F) tensors, one per field."""
         return join_hidden(finals, self.bidirectional)
 
-    def _hidden(self, hx: Any, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
-        return check_hidden(self._unpack_hidden(hx), self.state_fields(), self.num_layers * self.num_directions, batch, unbatched)
+    def _hidden(self, hx: Any, batch: int, unbatched: bool, like: Tensor | None = None) -> tuple[Tensor, ...]:
+        return check_hidden(self._unpack_hidden(hx), self.state_fields(), self.num_layers * self.num_directions, batch, unbatched,
+                            like)
 
     def _pack_hidden(self, fields: tuple[Tensor, ...]):
         """torch's return form of the state fields: ``h_n`` alone (the LSTM overrides: ``(h_n, c_n)``)."""

@@ -13,16 +13,17 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ..._checks import ShapeError, shape_str
+from ..._checks import ShapeError, check_same_kind, shape_str
 
 
 def check_hidden(
-    tensors: Sequence[Any], fields: Sequence[tuple[str, int]], layers_directions: int, batch: int, unbatched: bool
+    tensors: Sequence[Any], fields: Sequence[tuple[str, int]], layers_directions: int, batch: int, unbatched: bool,
+    like: Tensor | None = None,
 ) -> tuple[Tensor, ...]:
     """The initial state fields, each checked to be (L*D, B, F) (unbatched: (L*D, F), returned as (L*D, 1, F)).
 
     ``fields`` holds ``(name, size)`` per state field. Raises ``ValueError`` naming the field and
-    the shapes expected and given.
+    the shapes expected and given, and (with ``like``, the input) a field of another dtype or device.
     """
     checked = []
     for (name, size), t in zip(fields, tensors):
@@ -30,6 +31,8 @@ def check_hidden(
         if not isinstance(t, Tensor) or tuple(t.shape) != want:
             got = shape_str(t.shape) if isinstance(t, Tensor) else type(t).__name__
             raise ShapeError(f"expected initial state {name!r} of shape {shape_str(want)}, got {got}")
+        if like is not None:
+            check_same_kind(t, like, f"initial state {name!r}", "the input")
         checked.append(t.unsqueeze(1) if unbatched else t)
     return tuple(checked)
 

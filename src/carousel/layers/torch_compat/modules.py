@@ -55,7 +55,10 @@ class RNN(TorchCompatible):
     @property
     def mode(self) -> str:
         """torch.nn's mode: ``"RNN_TANH"`` or ``"RNN_RELU"`` (``"RNN_IDENTITY"`` for carousel's linear units)."""
-        return f"RNN_{self.cells()[0].nonlinearity.upper()}"
+        cell = self.cells()[0]
+        while not hasattr(cell, "nonlinearity") and hasattr(cell, "cell"):  # a regulariser's wrapper (RecurrentDropout)
+            cell = cell.cell
+        return f"RNN_{cell.nonlinearity.upper()}"
 
 
 class GRU(TorchCompatible):
