@@ -116,7 +116,7 @@ def test_train_resume_eval_end_to_end(tmp_path):
     code, text = invoke("train", "adding", "--run-dir", str(run), *TINY)
     assert code == 2 and "already holds a run" in text
     code, text = invoke("resume", str(run))
-    assert code == 2 and "already finished at step 6; pass --steps N" in text
+    assert code == 0 and "is finished at step 6: it reached its 6 steps; pass --steps N (> 6)" in text  # nothing to do
     code, text = invoke("resume", str(run), "--steps", "9", "--no-progress")
     assert code == 0, text
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"] == list(range(1, 10))

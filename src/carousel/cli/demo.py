@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..studies.demo import DemoConfig, run_demo
+from ..train import RunInterrupted
 from . import app
-from .common import console, user_errors
+from .common import console, interrupted, user_errors
 
 
 @app.command()
@@ -31,7 +32,12 @@ def demo(
     con = console()
     with user_errors():
         config = DemoConfig(minutes=minutes, hidden=hidden, precision=precision, runs=runs, corpus=corpus, seed=seed)
-        result = run_demo(config, say=lambda line: con.print(escape(line)))
+        try:
+            result = run_demo(config, say=lambda line: con.print(escape(line)))
+        except RunInterrupted as stop:
+            interrupted(stop.run_dir)
+        except KeyboardInterrupt:
+            interrupted(None)
     table = Table(title=f"bits per character after {result.steps} steps ({result.minutes:g} min)", title_justify="left")
     for col in ("", "valid", "test"):
         table.add_column(col, justify="right" if col else "left")

@@ -23,6 +23,8 @@ def diagnose(
     """Plot ||dL/ds|| against the lag, its heat map over training, Jacobian spectra and gate saturation
     into RUN_DIR/diagnostics/, and say per layer whether gradients vanish, explode or are healthy."""
     with user_errors():
+        if max_lag is not None and max_lag < 1:
+            raise ValueError(f"expected --max-lag to be an integer >= 1 (time steps), got {max_lag}")
         history, plots = diagnose_run(run_dir, from_checkpoints=from_checkpoints, max_lag=max_lag)
     out = console()
     first, last = history[0], history[-1]

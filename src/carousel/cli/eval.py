@@ -7,9 +7,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ..train import evaluate_run
+from ..train import evaluate_run, save_evaluation
 from . import app
-from .common import console, user_errors
+from .common import console, fail, os_message, user_errors
 
 
 @app.command(name="eval")
@@ -20,7 +20,7 @@ def eval_(
 ) -> None:
     """Evaluate a run's checkpoint on the task's evaluation splits; writes RUN_DIR/eval.json."""
     with user_errors():
-        result = evaluate_run(run_dir, split=split, checkpoint=checkpoint)
+        result = evaluate_run(run_dir, split=split, checkpoint=checkpoint, save=False)
     table = Table(title=f"{run_dir}: checkpoint at step {result['step']} ({result['checkpoint']})", title_justify="left")
     metrics = sorted({k for values in result["splits"].values() for k in values})
     table.add_column("split")
@@ -29,3 +29,8 @@ def eval_(
     for s, values in result["splits"].items():
         table.add_row(s, *(f"{values[m]:.6g}" if m in values else "" for m in metrics))
     console().print(table)
+    try:  # printed first: a run directory that cannot be written to keeps the results on screen
+        path = save_evaluation(run_dir, result)
+    except OSError as err:
+        fail(f"{os_message(err)}; the results above were not saved", 2)
+    console().print(f"written to {path}", markup=False)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..train import resume_run
+from ..train import latest_checkpoint, resume_run
 from . import app
-from .common import interrupted, print_summary, user_errors
+from .common import UsageError, console, interrupted, is_main_process, print_summary, user_errors
 
 
 @app.command()
@@ -19,8 +20,13 @@ def resume(
 ) -> None:
     """Continue a run from its latest checkpoint, as if it had never stopped."""
     with user_errors():
+        if steps is not None and steps < 1:
+            raise UsageError(f"expected --steps to be an integer >= 1 (the run's total), got {steps}")
+        fresh = (Path(run_dir) / "config.json").is_file() and latest_checkpoint(Path(run_dir) / "checkpoints") is None
         try:
             summary = resume_run(run_dir, steps=steps, progress=progress)
         except KeyboardInterrupt:
             interrupted(run_dir)
+        if fresh and is_main_process():
+            console().print("the run had no checkpoint yet; it was trained again from step 0", markup=False)
         print_summary(summary)

@@ -6,9 +6,10 @@ import typer
 from rich.markup import escape
 
 from ..decode import generate
+from ..train.config import check_finite
 from ..train.tasks.charlm import load_char_lm
 from . import app
-from .common import console, user_errors
+from .common import UsageError, console, user_errors
 
 
 @app.command()
@@ -24,6 +25,12 @@ def sample(
 ) -> None:
     """Sample text from a charlm run, one character at a time, carrying the state; reports characters per second."""
     with user_errors():
+        if not check_finite("--temperature", temperature) >= 0:
+            raise UsageError(f"expected --temperature >= 0 (0: greedy), got {temperature:g}")
+        for name, value in (("--top-k", top_k), ("--length", length), ("--num", num)):
+            low = 0 if name == "--top-k" else 1
+            if value < low:
+                raise UsageError(f"expected {name} to be an integer >= {low}, got {value}")
         model, vocab, _ = load_char_lm(run_dir, checkpoint)
         unknown = vocab.unknown_count(prime)
         out = generate(model, vocab, prime, length, num=num, temperature=temperature, top_k=top_k, seed=seed)

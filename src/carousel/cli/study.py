@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import typer
 from rich.console import Console
 
 from ..studies.gradients import QUICK, StudyConfig, config_dict, load_results, run_study, summary_table, write_report
+from ..train.config import check_finite
 from . import app
+from .common import user_errors
 
 study_app = typer.Typer(help="Studies that reproduce a lesson end to end and write a report.", no_args_is_help=True)
 app.add_typer(study_app, name="study")
@@ -23,10 +26,14 @@ def _lengths(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+TRAINING_OPTIONS = ("quick", "models", "adding", "copying", "hidden", "batch", "steps", "seconds", "jobs", "seed", "resume")
+
+
 @study_app.command()
 def gradients(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("study-gradients"), help="directory for report.md, the plots and results.json"),
-    quick: bool = typer.Option(False, "--quick", help="a seconds-long version with tiny sizes (checks the machinery)"),
+    quick: bool = typer.Option(False, "--quick", help="a seconds-long version with tiny sizes (checks the machinery); options given with it replace its settings"),
     models: str = typer.Option("", help="comma-separated line-up models (default: all; see carousel.studies.gradients.lineup)"),
     adding: str = typer.Option("100,200", help="sequence lengths T of the adding problem"),
     copying: str = typer.Option("100,200", help="delays T of the copying task"),
@@ -36,38 +43,62 @@ def gradients(
     seconds: float = typer.Option(150.0, help="wall-clock seconds per run, at most"),
     jobs: int = typer.Option(1, help="runs side by side, each on one thread in its own process"),
     seed: int = typer.Option(0, help="random seed of every model and training stream"),
-    report_only: bool = typer.Option(False, "--report-only", help="write the report again from OUT/results.json"),
+    report_only: bool = typer.Option(False, "--report-only", help="write the report again from OUT/results.json (trains nothing)"),
     resume: bool = typer.Option(False, "--resume", help="keep the finished runs in OUT/runs.jsonl (same settings) and do the rest"),
 ) -> None:
     """Vanilla tanh RNNs (spectral radius 0.9, 1.0, 1.1, with and without clipping), IRNN, LSTM, LSTM without
     forget gate, GRU, AntisymmetricRNN and orthogonal RNN on the adding and copying tasks."""
     console = Console()
+    # options the command line gave (typer's ParameterSource is that of the click it ships: compare names)
+    given = [n for n in TRAINING_OPTIONS if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")]
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"expected a directory for the report, but {out} is a file", param_hint="'--out'")
     if report_only:
-        results, config = load_results(out)
-        console.print(f"report: {write_report(results, out, config)}")
+        if given:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise typer.BadParameter(f"--report-only writes the report from {out}/results.json and trains nothing; "
+                                     f"{flags} would have no effect: drop {'it' if len(given) == 1 else 'them'}")
+        with user_errors():
+            results, config = load_results(out)
+            try:
+                path = write_report(results, out, config)
+            except (KeyError, TypeError, IndexError, AttributeError) as err:
+                raise ValueError(f"{out / 'results.json'} holds records this carousel cannot report "
+                                 f"({type(err).__name__}: {err}); run the study again") from None
+        console.print(f"report: {path}")
         return
     try:
-        if quick:
-            config = QUICK
+        check_finite("--seconds", seconds)
+        explicit = {
+            "models": tuple(m.strip() for m in models.split(",") if m.strip()) if models else None,
+            "adding": _lengths(adding, "--adding"), "copying": _lengths(copying, "--copying"), "hidden": hidden,
+            "batch": batch, "steps": steps, "seconds": seconds, "jobs": jobs, "seed": seed,
+        }
+        if models and not explicit["models"]:
+            raise ValueError(f"expected comma-separated model names for --models, got {models!r}")
+        if quick:  # the quick settings, with every option given on the command line in their place
+            config = dataclasses.replace(QUICK, **{k: v for k, v in explicit.items() if k in given})
         else:
-            config = StudyConfig(
-                **({"models": tuple(m.strip() for m in models.split(",") if m.strip())} if models else {}),
-                adding=_lengths(adding, "--adding"), copying=_lengths(copying, "--copying"), hidden=hidden,
-                batch=batch, steps=steps, seconds=seconds, jobs=jobs, seed=seed,
-            )
+            config = StudyConfig(**{k: v for k, v in explicit.items() if v is not None})
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    out.mkdir(parents=True, exist_ok=True)
     log, settings = out / "runs.jsonl", json.loads(json.dumps(config_dict(config)))
     earlier: list[dict] = []
-    if resume and log.is_file():
-        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
-        if {k: v for k, v in (saved or {}).items() if k != "jobs"} != {k: v for k, v in settings.items() if k != "jobs"}:
-            raise typer.BadParameter(f"--resume: {out}/config.json holds other settings than these; use another --out")
-        earlier = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    else:
-        log.write_text("")
-    (out / "config.json").write_text(json.dumps(settings, indent=1) + "\n")
+    with user_errors():
+        out.mkdir(parents=True, exist_ok=True)
+        if resume and log.is_file():
+            try:
+                saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+                earlier = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"--resume: {out}/config.json or runs.jsonl is not readable JSON ({err}); use another --out") from None
+            if not isinstance(saved, dict) or {k: v for k, v in saved.items() if k != "jobs"} != {k: v for k, v in settings.items() if k != "jobs"}:
+                raise typer.BadParameter(f"--resume: {out}/config.json holds other settings than these; use another --out")
+            if not all(isinstance(r, dict) and {"model", "task", "T"} <= set(r) for r in earlier):
+                raise ValueError(f"--resume: {out}/runs.jsonl holds lines that are not study records; use another --out")
+        else:
+            log.write_text("")
+        (out / "config.json").write_text(json.dumps(settings, indent=1) + "\n")
     total = sum(1 for _ in config.runs())
     console.print(f"{total} runs ({len(earlier)} kept), at most {config.seconds:g} s each, {config.jobs} at a time; writing to {out}")
     count = [len(earlier)]

@@ -25,7 +25,7 @@ from ..train import TrainConfig, build_config, get_task, new_run_dir, read_confi
 from ..train.config import choices_of, convert, option_fields
 from .._checks import unknown_message
 from . import app
-from .common import UsageError, fail, interrupted, overview, print_summary, user_errors
+from .common import UsageError, fail, interrupted, overview, print_summary, remove_if_empty, user_errors
 
 RUN_FLAGS = ("config", "run_dir")
 
@@ -45,6 +45,8 @@ class TrainGroup(TyperGroup):
                 task = read_config_file(path)[0]
                 if task is None:
                     raise UsageError(f"{path} names no task ([task] name = ...); give one: carousel train TASK --config {path}")
+                if task not in task_names():
+                    raise UsageError(unknown_message("task", task, task_names()) + f" (in {path})")
             args = [task, *args]
         return super().parse_args(ctx, args)
 
@@ -127,14 +129,22 @@ def task_command(task: str) -> Callable[..., None]:
 def _train(task: str, values: dict[str, Any], config_file: Path | None, run_dir: str | None) -> None:
     with user_errors():
         config = build_config(task, values, config_file)
+        reserved = None
+        if run_dir is not None and not run_dir.strip():
+            raise UsageError("expected a directory for --run-dir, got an empty path (leave it out for runs/TASK-TIME)")
         if run_dir is None:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise UsageError("a distributed run needs --run-dir DIR, the same for every process")
-            run_dir = str(new_run_dir(config.task))
+            reserved = new_run_dir(config.task)  # created exclusively: runs started in the same second get their own
+            run_dir = str(reserved)
         try:
             summary = train_run(config, run_dir)
         except KeyboardInterrupt:
             interrupted(run_dir)
+        except Exception:
+            if reserved is not None:
+                remove_if_empty(reserved)
+            raise
         print_summary(summary)
 
 

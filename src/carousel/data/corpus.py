@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import errno
 import functools
 import hashlib
 import importlib.util
@@ -124,7 +125,7 @@ def read_text(path: str | os.PathLike) -> str:
     if os.path.isdir(path):
         raise ValueError(f"expected a text file, got the directory {path!r}")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such text file: {path!r}")
+        raise FileNotFoundError(errno.ENOENT, f"no such text file: {path!r}", path)
     with open(path, "rb") as f:
         data = f.read()
     if not data:
@@ -165,8 +166,11 @@ def load_corpus(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> Corpus
     if isinstance(spec, str) and spec in CORPORA:
         return penn_treebank() if spec == "ptb" else python_stdlib()
     if isinstance(spec, (str, os.PathLike)):
+        if not os.path.exists(spec) and os.sep in os.fspath(spec):  # a path: name the missing file
+            raise FileNotFoundError(errno.ENOENT, f"no such corpus file: {os.fspath(spec)!r}", os.fspath(spec))
         if not os.path.exists(spec):
-            raise ValueError(f"unknown corpus {os.fspath(spec)!r}: expected one of {', '.join(map(repr, CORPORA))} or a path to a UTF-8 text file")
+            raise ValueError(f"unknown corpus {os.fspath(spec)!r}, and no such file: expected one of "
+                             f"{', '.join(map(repr, CORPORA))} or the path of a UTF-8 text file")
         return text_files([spec])
     if isinstance(spec, (list, tuple)):
         return text_files(list(spec))

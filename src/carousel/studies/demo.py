@@ -19,7 +19,8 @@ from typing import Callable
 from ..data import compressor_bits
 from ..decode import generate
 from ..diagnostics import activation_page, rank_units, record_activations
-from ..train import build_config, evaluate_run, new_run_dir, train_run
+from ..train import RunInterrupted, build_config, evaluate_run, new_run_dir, train_run
+from ..train.config import check_finite
 from ..runners.cpu import fast_bf16
 from ..train.tasks.charlm import CharLMOptions, CharLMTask, load_char_lm
 from .sizing import Choice, candidates, fit_to_machine
@@ -58,10 +59,12 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"expected precision 'auto', 'fp32' or 'bf16', got {self.precision!r}")
-        if not self.minutes > 0:
+        if not check_finite("minutes", self.minutes) > 0:
             raise ValueError(f"expected minutes > 0, got {self.minutes}")
         if self.hidden is not None and (not isinstance(self.hidden, int) or self.hidden < 1):
             raise ValueError(f"expected hidden to be a positive number of units, got {self.hidden!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"expected seed to be an integer >= 0, got {self.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,35 @@ def _join(items: list[str]) -> str:
 def run_demo(config: DemoConfig, *, say: Callable[[str], None] = print) -> DemoResult:
     """Fit, train, score, sample and write the activation page (see the module docstring); ``say``
     gets a line for each stage. Raises ``ValueError`` (e.g. ``MissingPackageError`` for a corpus
-    package that is not installed) before any training starts."""
+    package that is not installed) before any training starts, and ``OSError`` when ``config.runs``
+    cannot hold a new run directory. The run directory is created at the start and removed again
+    when the demo fails before training. Ctrl-C once training began raises ``RunInterrupted``
+    (after a checkpoint of the last step; ``carousel resume`` continues the run)."""
     task = CharLMTask(CharLMOptions(corpus=config.corpus))
     text = task.corpus
     say(f"{text.name} corpus, characters: train {len(text.train):,}, valid {len(text.valid):,}, test {len(text.test):,}")
+    run_dir = new_run_dir("charlm", config.runs)  # reserved now: a folder that cannot be written to fails before any work
+    try:
+        return _fit_and_train(config, task, run_dir, say)
+    except KeyboardInterrupt:
+        if (run_dir / "config.json").is_file():
+            raise RunInterrupted(run_dir) from None  # training began: there is a run to resume
+        _remove_if_empty(run_dir)
+        raise
+    except BaseException:
+        _remove_if_empty(run_dir)
+        raise
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    try:
+        run_dir.rmdir()  # only an empty folder goes: a failed start-up leaves no unusable run directory
+    except OSError:
+        pass
+
+
+def _fit_and_train(config: DemoConfig, task: CharLMTask, run_dir: Path, say: Callable[[str], None]) -> DemoResult:
+    text = task.corpus
     say("compressing the text with gzip, bzip2 and xz (cached after the first time) ...")
     zipped = {s: compressor_bits(text.train, text.split(s)) for s in ("valid", "test")}
     say("measuring what this machine trains per second ...")
@@ -140,7 +168,6 @@ def run_demo(config: DemoConfig, *, say: Callable[[str], None] = print) -> DemoR
                   batch_size=config.batch_size, lr=config.lr, steps=10**9, minutes=config.minutes, schedule="constant",
                   eval_every=0, checkpoint_every=config.checkpoint_every, seed=config.seed)
     run_config = build_config("charlm", values)
-    run_dir = new_run_dir("charlm", config.runs)
     say(f"training a one-layer LSTM of {hidden} units ({arithmetic}) for {config.minutes:g} minutes; run directory: {run_dir}")
     summary = train_run(run_config, run_dir)
     say("scoring the test text ...")

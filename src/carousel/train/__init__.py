@@ -54,7 +54,19 @@ from .guard import NonFiniteError, NonFiniteGuard
 from .hooks import DiagnosticsHook, Hook, TimeBudget, WallClockLimit
 from .metrics import read_metrics
 from .registry import get_task, register_task, task_names
-from .run import RunConfig, build_config, evaluate_run, new_run_dir, read_config_file, resolve_checkpoint, resume_run, train_run
+from .run import (
+    RunConfig,
+    RunFinished,
+    RunInterrupted,
+    build_config,
+    evaluate_run,
+    new_run_dir,
+    read_config_file,
+    resolve_checkpoint,
+    resume_run,
+    save_evaluation,
+    train_run,
+)
 from .streams import StreamBatches, StreamOptions, Streams, Window
 from .task import Batches, NoOptions, Shard, StepOutput, Task
 from .tbptt import reset_rows, run_window
@@ -87,6 +99,9 @@ __all__ = [
     "train_run",
     "resume_run",
     "evaluate_run",
+    "save_evaluation",
+    "RunFinished",
+    "RunInterrupted",
     "SeededBatches",
     "ShuffledBatches",
     "derive_seed",

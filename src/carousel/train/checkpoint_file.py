@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 FORMAT = "carousel-checkpoint-1"
+PAUSE_ENV = "CAROUSEL_CHECKPOINT_PAUSE"  # seconds to wait between writing the temporary file and renaming it (tests)
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
 
 
@@ -101,6 +103,9 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, Tensor], meta: d
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        pause = os.environ.get(PAUSE_ENV)
+        if pause:  # crash trials: hold the complete temporary file here, before the rename, to be killed in between
+            time.sleep(float(pause))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -143,7 +148,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[st
     return tensors, meta
 
 
-def prune(folder: str | os.PathLike, keep: int) -> None:
-    """Delete all but the ``keep`` newest step checkpoints in ``folder``."""
+def prune(folder: str | os.PathLike, keep: int, *, protect: str | os.PathLike | None = None) -> None:
+    """Delete all but the ``keep`` newest step checkpoints in ``folder``; ``protect`` (the last good
+    checkpoint, which a run stopped by non-finite steps names) is kept whatever its age."""
+    spared = None if protect is None else Path(protect).resolve()
     for _, path in list_checkpoints(folder)[:-keep] if keep > 0 else []:
-        path.unlink(missing_ok=True)
+        if spared is None or path.resolve() != spared:
+            path.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ values into a validated instance and says which names are valid when one is not.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -63,9 +64,10 @@ class TrainConfig:
             _positive(name, getattr(self, name))
         for name in ("warmup", "eval_every", "patience", "seed", "diagnose_every"):
             _non_negative(name, getattr(self, name))
-        for name in ("lr",):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"expected {name} > 0, got {getattr(self, name)!r}")
+        for name in ("lr", "weight_decay", "momentum", "clip_norm", "clip_value", "minutes"):
+            check_finite(name, getattr(self, name))
+        if not self.lr > 0:
+            raise ValueError(f"expected lr > 0, got {self.lr!r}")
         for name in ("weight_decay", "momentum", "clip_norm", "clip_value", "minutes"):
             _non_negative(name, getattr(self, name))
         for f in dataclasses.fields(self):
@@ -82,6 +84,17 @@ class TrainConfig:
 def _positive(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"expected {name} to be an integer >= 1, got {value!r}")
+
+
+def check_finite(name: str, value: Any) -> float:
+    """``value`` as a float when it is a finite real number; ``ValueError`` naming ``name`` otherwise
+    (``nan`` and ``inf`` are never a usable setting: a NaN learning rate trains nothing, an infinite
+    time budget never ends)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number for {name}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number for {name}, got {value!r}")
+    return float(value)
 
 
 def _non_negative(name: str, value: Any) -> None:
@@ -119,14 +132,17 @@ def convert(value: Any, kind: Any, name: str) -> Any:
                 pass
         raise ValueError(f"expected an integer for {name}, got {value!r}")
     if kind is float:
+        number: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ValueError(f"expected a number for {name}, got {value!r}")
+        if number is None:
+            raise ValueError(f"expected a number for {name}, got {value!r}")
+        return check_finite(name, number)  # every option's nan or inf is a mistake, whatever the option
     if kind is str:
         if isinstance(value, str):
             return value

@@ -51,8 +51,17 @@ def diagnose_run(run_dir: str | Path, *, from_checkpoints: bool = False, max_lag
     if not run_dir.is_dir():
         raise ValueError(f"expected a run directory, but {run_dir} is not a directory")
     history_file = run_dir / HISTORY_FILE
-    if from_checkpoints or not history_file.is_file():
+    if from_checkpoints or not history_file.is_file() or history_file.stat().st_size == 0:
         for snap in snapshots_from_checkpoints(run_dir, max_lag=max_lag):
             append_snapshot(history_file, snap)
-    history = load_history(history_file)
+    try:
+        history = load_history(history_file)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # a foreign, corrupt or binary history file
+        reason = f"{type(err).__name__}: {err}" if isinstance(err, (KeyError, TypeError, AttributeError)) else str(err)
+        raise ValueError(
+            f"{history_file} is not a readable diagnostics history ({reason}); move it away and run "
+            f"`carousel diagnose {run_dir}` again to rebuild it from the checkpoints"
+        ) from None
+    if not history:
+        raise ValueError(f"{history_file} holds no diagnostics snapshot; move it away and run `carousel diagnose {run_dir}` again")
     return history, write_plots(history, run_dir / "diagnostics")

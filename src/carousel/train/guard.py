@@ -14,7 +14,8 @@ class NonFiniteGuard:
 
     A step whose loss or gradient norm is ``nan`` or ``inf`` is skipped (the optimiser does not
     step) and counted; after ``limit`` such steps in a row, ``check`` raises ``NonFiniteError``
-    naming the last good checkpoint (``last_checkpoint``, kept up to date by the trainer).
+    naming the last good checkpoint (``last_checkpoint``, kept up to date by the trainer with
+    checkpoints whose weights and last training and validation losses were all finite).
     """
 
     def __init__(self, limit: int) -> None:
@@ -32,10 +33,11 @@ class NonFiniteGuard:
         self.in_a_row += 1
         self.skipped += 1
         if self.in_a_row >= self.limit:
-            where = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written yet"
+            where = (f"the last good checkpoint (finite weights and losses) is {self.last_checkpoint}" if self.last_checkpoint
+                     else "no checkpoint with finite weights and losses was written")
             raise NonFiniteError(
                 f"stopped at step {step}: {self.in_a_row} steps in a row had a non-finite loss or gradient "
-                f"(last: loss {loss}, gradient norm {grad_norm}); each was skipped. {where.capitalize()}. "
+                f"(last: loss {loss}, gradient norm {grad_norm}); each was skipped. {where[0].upper() + where[1:]}. "
                 "Try a lower learning rate or a tighter clip_norm."
             )
         return False

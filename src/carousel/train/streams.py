@@ -41,6 +41,18 @@ class StreamOptions:
     bptt_back: int = option(0, "k2 >= bptt: time steps the gradient flows back from an update (0: the window only)")
     bptt_random: bool = option(False, "draw each window's length at random (Merity et al. 2018, section 4.1)")
 
+    def __post_init__(self) -> None:
+        self.check_windows()
+
+    def check_windows(self) -> None:
+        """``ValueError`` unless ``bptt >= 1`` and ``bptt_back`` is 0 or at least ``bptt`` (a subclass
+        with its own ``__post_init__`` calls this)."""
+        check_size(self.bptt, "bptt (time steps per window)")
+        if isinstance(self.bptt_back, bool) or not isinstance(self.bptt_back, int) or self.bptt_back < 0:
+            raise ValueError(f"expected bptt_back to be 0 (the window only) or an integer >= bptt={self.bptt}, got {self.bptt_back!r}")
+        if 0 < self.bptt_back < self.bptt:
+            raise ValueError(f"expected bptt_back (k2) to be 0 or >= bptt (k1) = {self.bptt}, got {self.bptt_back}")
+
 
 class Window(NamedTuple):
     """One TBPTT window of every stream of this rank: ``x`` (b, W, ...), ``y`` (b, W, ...) or None,
@@ -74,7 +86,7 @@ class Streams:
             raise ValueError(f"expected as many targets as inputs, got {targets.shape[0]} and {N}")
         L = N // batch_size
         if L < 1:
-            raise ValueError(f"a corpus of {N} items cannot fill {batch_size} streams")
+            raise ValueError(f"a corpus of {N} items cannot fill {batch_size} streams (batch_size); expected a batch_size of at most {N}")
         rows = shard.rows(batch_size)
 
         def lay_out(t: Tensor) -> Tensor:
@@ -88,6 +100,7 @@ class Streams:
         self.starts = lay_out(s).clone()  # (b, L)
         self.starts[:, 0] = True
         self.length = L
+        self.total, self.batch_size = N, batch_size  # items in the corpus (before the layout dropped its rest), streams
 
     @classmethod
     def from_documents(
@@ -111,6 +124,12 @@ class StreamBatches:
         self.k2 = None if bptt_back == 0 else check_size(bptt_back, "bptt_back")
         if self.k2 is not None and self.k2 < self.k1:
             raise ValueError(f"expected bptt_back (k2) >= bptt (k1) or 0, got k2={bptt_back} < k1={bptt}")
+        if streams.length < self.k1:
+            raise ValueError(
+                f"batch_size={streams.batch_size} streams of a corpus of {streams.total} items hold only "
+                f"{streams.length} items each, fewer than one window of bptt={self.k1}; expected a batch_size of at most "
+                f"{streams.total // self.k1} for this corpus (or a smaller bptt)"
+            )
         self.streams, self.random, self.seed = streams, bool(random), seed
         self.epoch, self.window, self._plan = 0, 0, self._lengths(0)
 

@@ -17,7 +17,12 @@ generator) goes into the checkpoint, so ``resume`` continues exactly.
 
 from __future__ import annotations
 
+import json
+import math
 import random
+import signal
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -28,7 +33,7 @@ import torch
 
 from ..state import detach_state, map_state
 from .batches import derive_seed
-from .checkpoint_file import step_path
+from .checkpoint_file import list_checkpoints, step_path
 from .clip import clip_gradients
 from .config import TrainConfig, to_dict
 from .distributed import mean_over_ranks, setup, sum_over_ranks, wrap
@@ -80,6 +85,8 @@ class Trainer:
         self._fit_started: float | None = None
         self.stop_reason: str | None = None
         self.history: list[dict[str, Any]] = []
+        self._eval_finite = True  # the last validation metrics were finite (see good_state)
+        self._interrupted = False
         self._metrics: MetricsLog | None = None
         seed = derive_seed(config.seed, self.shard.rank, 1)
         self._restore_rng: Callable[[], None] | None = lambda: self._seed_generators(seed)  # applied when fit() starts
@@ -109,8 +116,17 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train until ``config.steps`` (or a stop); returns a summary (steps, last loss, best, reason)."""
+        """Train until ``config.steps`` (or a stop); returns a summary (steps, last loss, best, reason).
+
+        With a ``run_dir``, the first ``fit`` of a fresh trainer claims it: it must not hold another
+        run's metrics or checkpoints (``ValueError``; ``load`` a checkpoint to continue one), and
+        ``config.json`` is written when absent, so ``carousel eval``/``resume`` can read the run.
+        Ctrl-C (SIGINT, in a single process) lets the current step finish, writes a checkpoint and
+        then raises ``KeyboardInterrupt``; a second Ctrl-C stops at once.
+        """
         cfg = self.config
+        if self.run_dir is not None and self.is_main:
+            self._claim_run_dir()
         if self._restore_rng is not None:
             self._restore_rng()
             self._restore_rng = None
@@ -118,32 +134,77 @@ class Trainer:
             self._metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         saved_at = -1
         self._fit_started = time.monotonic()
+        self._interrupted = False
+        previous = self._catch_interrupts()
         try:
             bar = ProgressBar(cfg.steps, self.step, unit=self.task.unit, enabled=cfg.progress and self.is_main,
                               seconds=60.0 * cfg.minutes or None, start_seconds=self.trained_seconds, monitor=self.task.monitor)
             with bar:
                 for hook in self.hooks:
                     hook.on_start(self)
-                while self.step < cfg.steps and self.stop_reason is None:
+                while self.step < cfg.steps and self.stop_reason is None and not self._interrupted:
                     record = self.train_step()
                     bar.update(record, self.elapsed())
+                    if self._interrupted:  # Ctrl-C during the step: keep it, skip evaluation (resume stays exact)
+                        break
                     last = self.step >= cfg.steps or self.stop_reason is not None
                     if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
                         self.evaluate()
                     if self.step % cfg.checkpoint_every == 0 or last or self.stop_reason is not None:
                         self.save()
                         saved_at = self.step
-            if saved_at != self.step:
+            if saved_at != self.step and self.step > 0:
                 self.save()
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             self.trained_seconds, self._fit_started = self.elapsed(), None
             if self._metrics is not None:
                 self._metrics.close()
                 self._metrics = None
+        if self._interrupted:
+            raise KeyboardInterrupt
         for hook in self.hooks:
             hook.on_end(self)
         done = self.history[-1] if self.history else {}
         return {"steps": self.step, "loss": done.get("loss"), "best": self.best, "stopped": self.stop_reason, "skipped": self.guard.skipped}
+
+    def _catch_interrupts(self) -> Any:
+        """Install the Ctrl-C handler of ``fit`` (main thread of a single process only); returns the old one."""
+        if self.shard.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None  # someone else handles SIGINT (a test runner, an embedding application): leave it
+
+        def on_interrupt(signum: int, frame: Any) -> None:
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+            if self.is_main:
+                print("\ninterrupted: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+        return signal.signal(signal.SIGINT, on_interrupt)
+
+    def _claim_run_dir(self) -> None:
+        d = self.run_dir
+        assert d is not None
+        if d.exists() and not d.is_dir():
+            raise ValueError(f"expected a directory for run_dir, but {d} is a file")
+        if self.step == 0:
+            metrics = d / "metrics.jsonl"
+            used = [n for n, there in (("metrics.jsonl", metrics.is_file() and metrics.stat().st_size > 0),
+                                       ("step checkpoints", bool(list_checkpoints(d / "checkpoints")))) if there]
+            if used:
+                raise ValueError(
+                    f"run_dir {d} already holds a run ({' and '.join(used)}); continue it with trainer.load(its latest "
+                    f"checkpoint) or `carousel resume {d}`, or give a new run_dir"
+                )
+        d.mkdir(parents=True, exist_ok=True)
+        config = d / "config.json"
+        if not config.exists():  # a run started from Python: record it as `carousel train` would
+            tmp = d / ".config.json.tmp"
+            tmp.write_text(json.dumps(self.run_config(), indent=2) + "\n", encoding="utf-8")
+            tmp.replace(config)
 
     def train_step(self) -> dict[str, Any]:
         """One optimiser step (or one skipped step); returns the record logged for it."""
@@ -204,6 +265,7 @@ class Trainer:
             raise ValueError(f"task {self.task.name!r}: evaluate() returned {sorted(metrics)}, without its monitor {monitor!r}")
         record = {"kind": "eval", "split": split, "step": self.step, **{k: float(v) for k, v in metrics.items()}}
         if split == self.task.splits[0]:
+            self._eval_finite = all(math.isfinite(float(v)) for v in metrics.values())
             value = float(metrics[monitor])
             improved = self.best is None or (value < self.best if mode == "min" else value > self.best)
             if improved:
@@ -228,12 +290,25 @@ class Trainer:
         if self.checkpoint_dir is None:
             return None
         path = self.checkpoint_dir / "best.safetensors" if best else step_path(self.checkpoint_dir, self.step)
-        written = save_trainer(self, path, keep=None if best else self.config.keep)
-        if written is not None and not best:
+        good = self.good_state()
+        written = save_trainer(self, path, keep=None if best else self.config.keep, good=good)
+        if written is not None and not best and good:
             self.guard.last_checkpoint = str(written)
             for hook in self.hooks:
                 hook.on_checkpoint(self, written)
         return written
+
+    def good_state(self) -> bool:
+        """Whether the state a checkpoint would hold now is good to go back to: every weight finite,
+        the last step's training loss finite (not skipped) and the last validation metrics finite.
+        Only such checkpoints are named as "the last good checkpoint" when non-finite steps stop a run."""
+        last = self.history[-1] if self.history else None
+        if last is not None and (last["loss"] is None or last["skipped"]):
+            return False
+        if not self._eval_finite:
+            return False
+        with torch.no_grad():
+            return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
     def load(self, path: str | Path, *, allow: Sequence[str] = ("steps", "progress", "keep", "log_every", "checkpoint_every")) -> None:
         """Restore the whole training state from ``path``; the recorded config must match this one

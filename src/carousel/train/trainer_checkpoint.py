@@ -21,8 +21,9 @@ if TYPE_CHECKING:  # annotations only: the trainer imports this module
     from .trainer import Trainer
 
 
-def save_trainer(trainer: "Trainer", path: Path, *, keep: int | None) -> Path | None:
-    """Every rank packs its own part; rank 0 writes the file. Returns the path (None on other ranks)."""
+def save_trainer(trainer: "Trainer", path: Path, *, keep: int | None, good: bool = True) -> Path | None:
+    """Every rank packs its own part; rank 0 writes the file. Returns the path (None on other ranks).
+    ``good`` records whether the weights and last losses were finite (``Trainer.good_state``)."""
     r = trainer.shard.rank
     mine: dict[str, Tensor] = {}
     part = {
@@ -44,6 +45,7 @@ def save_trainer(trainer: "Trainer", path: Path, *, keep: int | None) -> Path | 
             "best": trainer.best,
             "bad_evals": trainer.bad_evals,
             "trained_seconds": trainer.elapsed(),
+            "good": bool(good),
             "ranks": [],
         }
         for rank_tensors, rank_part in parts:
@@ -51,7 +53,7 @@ def save_trainer(trainer: "Trainer", path: Path, *, keep: int | None) -> Path | 
             meta["ranks"].append(rank_part)
         written = save_checkpoint(path, tensors, meta)
         if keep is not None:
-            prune(path.parent, keep)
+            prune(path.parent, keep, protect=written if good else trainer.guard.last_checkpoint)
     barrier(trainer.shard)
     return written
 
@@ -114,7 +116,7 @@ def load_trainer(trainer: "Trainer", path: Path, *, allow: Sequence[str]) -> Non
     trainer.batches.load_state_dict(part["batches"])
     trainer.state = unpack_tree(part["state"], tensors, trainer.device)
     trainer.guard.load_state_dict(meta["guard"])
-    trainer.guard.last_checkpoint = str(path)
+    trainer.guard.last_checkpoint = str(path) if meta.get("good", True) else None
     trainer.step, trainer.best, trainer.bad_evals = int(meta["step"]), meta["best"], int(meta["bad_evals"])
     trainer.trained_seconds = float(meta.get("trained_seconds", 0.0))  # absent in checkpoints of older runs
     rng = {k: v for k, v in tensors.items() if k.startswith(f"rank{r}/rng/")}

@@ -137,9 +137,20 @@ def write_report(results: Sequence[dict], out_dir: str | Path, config: dict[str,
 
 
 def load_results(out_dir: str | Path) -> tuple[list[dict], dict | None]:
-    """The results (and config) a study wrote to ``out_dir/results.json``."""
+    """The results (and config) a study wrote to ``out_dir/results.json``. Raises ``FileNotFoundError``
+    when there is none and ``ValueError`` naming the file when it is not a study's results."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"expected study results at {path}; run `carousel study gradients --out {out_dir}` first")
-    data = json.loads(path.read_text())
-    return data["results"], data.get("config")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); run the study again to write it") from None
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list) or not results or not all(isinstance(r, dict) for r in results):
+        raise ValueError(f"{path} holds no study results (expected an object with a non-empty list 'results'); run the study again")
+    missing = [k for k in ("model", "label", "task", "T") if any(k not in r for r in results)]
+    if missing:
+        raise ValueError(f"{path}: study records without {', '.join(repr(k) for k in missing)}; run the study again")
+    config = data.get("config")
+    return results, config if isinstance(config, dict) else None

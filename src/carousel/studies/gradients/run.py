@@ -13,6 +13,7 @@ RMSprop with 1e-3 on copying (the setting of Arjovsky et al. 2016, section 4.1).
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -51,8 +52,8 @@ class StudyConfig:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"expected {field} to be a positive integer, got {value!r}")
-        if not self.seconds > 0:
-            raise ValueError(f"expected seconds to be positive, got {self.seconds!r}")
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) or not 0 < self.seconds < math.inf:
+            raise ValueError(f"expected seconds to be a positive finite number, got {self.seconds!r}")
         for task in STUDY_TASKS:
             if any(not isinstance(T, int) or T < 2 for T in getattr(self, task)):
                 raise ValueError(f"expected {task} lengths to be integers >= 2, got {getattr(self, task)!r}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..._checks import check_rate
 from ...cells import cell_names
 from ...data.tasks import ADDING_BASELINE_MSE, adding_problem
 from ...models import RecurrentModel
@@ -38,6 +39,7 @@ class AddingOptions:
         for name in ("hidden", "layers", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        check_rate(self.dropout, "dropout")
 
 
 @register_task

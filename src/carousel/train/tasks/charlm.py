@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.compress import compressor_bits
-from ...data.corpus import Corpus, load_corpus
+from ...data.corpus import CORPORA, Corpus, load_corpus
 from ...data.vocab import Vocabulary
 from ...decode.schedule import SAMPLING_DECAYS, SamplingSchedule
 from ...decode.teacher import scheduled_sampling
@@ -35,6 +36,7 @@ from ...models import CharLM
 from ...runners import backend_names
 from ...runners.cpu import fast_bf16
 from ...state import detach_state
+from ..._checks import check_rate
 from ..checkpoint_file import CheckpointError, load_checkpoint
 from ..config import option
 from ..registry import register_task
@@ -75,15 +77,34 @@ class CharLMOptions(StreamOptions):
     compressors: bool = option(True, "report gzip/bzip2/xz bits per character beside the model's")
 
     def __post_init__(self) -> None:
+        self.check_windows()
         for name in ("hidden", "layers", "embed", "eval_streams", "eval_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        for name in ("embed_dropout", "input_dropout", "between_dropout", "output_dropout", "weight_drop", "recurrent_dropout"):
+            check_rate(getattr(self, name), name)
+        for name in ("zoneout_h", "zoneout_c"):
+            check_rate(getattr(self, name), name, allow_one=True)
+        object.__setattr__(self, "corpus", absolute_corpus(self.corpus))
         if self.sampling != "none" and self.bptt_back not in (0, self.bptt):
             raise ValueError("scheduled sampling needs bptt_back equal to bptt (or 0): windows must not overlap")
         self.schedule()  # validates the constants
 
     def schedule(self) -> SamplingSchedule:
         return SamplingSchedule(self.sampling, k=self.sampling_k, c=self.sampling_c, minimum=self.sampling_min)
+
+
+def absolute_corpus(spec: str) -> str:
+    """``spec`` with every file path made absolute (``ptb`` and ``stdlib`` stay names), so that a run's
+    recorded config finds its text from any working directory (``carousel eval``/``resume`` elsewhere)."""
+    if not isinstance(spec, str):
+        raise ValueError(f"expected the corpus as a string ('ptb', 'stdlib' or comma-separated paths), got {spec!r}")
+    if spec in CORPORA:
+        return spec
+    parts = [p.strip() for p in spec.split(",")]
+    if not all(parts):
+        raise ValueError(f"expected comma-separated file paths for corpus, got {spec!r} (an empty path)")
+    return ",".join(os.path.abspath(os.path.expanduser(p)) for p in parts)
 
 
 def build_char_lm(options: CharLMOptions, vocabulary: Vocabulary) -> CharLM:
@@ -121,6 +142,7 @@ class CharLMTask(Task):
     name = "charlm"
     Options = CharLMOptions
     monitor = "bpc"
+    loss_unit = "nats per character"  # the training loss is cross-entropy with the natural log (bpc = loss / ln 2)
     mode = "min"
     unit = "char"
 
