@@ -18,6 +18,7 @@ from carousel.runners import describe_cpu
 
 from .cases import GROUPS, all_cases, same_function
 from .harness import load_average, machine, measure, table
+from .trees import tree_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 r.max_abs_diff = float("nan")
             results.append(r)
             report["results"].append(r.to_json())
-        print(f"### {group}\n\n{table(results, judge=not args.smoke)}\n", flush=True)
+        print(f"### {group}\n\n{(tree_table if group == 'trees' else table)(results, judge=not args.smoke)}\n", flush=True)
     report["load_average_at_end"] = load_average()
     print(f"load average at the end: {report['load_average_at_end']}")
     path = Path(args.json)

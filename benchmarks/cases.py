@@ -7,6 +7,8 @@
   (256, 32, 128, 256).
 * ``scan``: minGRU / minLSTM (scan backend) against ``torch.nn.GRU`` / ``LSTM``; target: training
   step at least 8 x faster at (4096, 16, 64, 128).
+* ``trees`` (``benchmarks/trees.py``): the tree level runner against the node-by-node recursion
+  (target >= 20 x faster) and against ``carousel.LSTM`` over the same nodes in order.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 import carousel
 
 from .harness import Case
+from .trees import tree_cases
 
 FUSED_SIZES = [(256, 32, 128, 256), (1000, 16, 32, 64)]
 LOOP_SIZES = [(256, 32, 128, 256), (1000, 16, 32, 64)]
@@ -96,7 +99,7 @@ def scan_cases(sizes=SCAN_SIZES) -> list[Case]:
     return cases
 
 
-GROUPS = {"fused": fused_cases, "loop": loop_cases, "scan": scan_cases}
+GROUPS = {"fused": fused_cases, "loop": loop_cases, "scan": scan_cases, "trees": tree_cases}
 
 
 def all_cases(groups=tuple(GROUPS), *, smoke: bool = False) -> list[Case]:

@@ -25,7 +25,7 @@ def test_benchmark_smoke_run_writes_tables_and_json(tmp_path):
     report = json.loads(out.read_text())
     assert report["smoke"] is True and report["repeats"] == 1 and report["machine"]["cores"] >= 1
     results = report["results"]
-    assert {r["group"] for r in results} == {"fused", "loop", "scan"}
+    assert {r["group"] for r in results} == {"fused", "loop", "scan", "trees"}
     for r in results:
         assert set(r) == KEYS, r["name"]
         for who in ("carousel", "torch"):
@@ -36,7 +36,7 @@ def test_benchmark_smoke_run_writes_tables_and_json(tmp_path):
             assert r["max_abs_diff"] is not None and r["max_abs_diff"] <= 1e-4
     # one markdown table per group, one row per case, ten columns each
     text = proc.stdout
-    for group in ("fused", "loop", "scan"):
+    for group in ("fused", "loop", "scan", "trees"):
         block = text.split(f"### {group}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
         rows = [r for r in results if r["group"] == group]
         assert block[0].startswith("| case |") and set(block[1]) <= set("|-")

@@ -14,6 +14,9 @@ Backends (``backend_names()``), all with the same contract and tested against th
   against; it serves every cell, and alone supports double backward;
 * ``"auto"`` (the default): the first of fused, scan, explicit, reference that serves the cell.
 
+Over trees, ``run_up`` / ``run_down`` (``carousel.runners.levels``) run a cell one tree level at a
+time, from plain index tensors; ``run_up_reference`` / ``run_down_reference`` go node by node.
+
 ``use_backend(name)`` overrides every layer's choice inside a block; ``observe_steps`` shows
 every step the reference loop takes.
 """
@@ -33,6 +36,17 @@ from .backend import (
 from .cpu import cpu_features, describe_cpu, fast_bf16
 from .explicit import run_explicit
 from .fused import run_fused, run_fused_stack
+from .levels import (
+    Children,
+    DownSchedule,
+    UpSchedule,
+    run_down,
+    run_down_reference,
+    run_up,
+    run_up_reference,
+    schedule_down,
+    schedule_up,
+)
 from .reference import observe_steps, run_reference
 from .scan import linear_scan, run_scan
 
@@ -57,4 +71,13 @@ __all__ = [
     "cpu_features",
     "describe_cpu",
     "fast_bf16",
+    "run_up",
+    "run_down",
+    "run_up_reference",
+    "run_down_reference",
+    "schedule_up",
+    "schedule_down",
+    "UpSchedule",
+    "DownSchedule",
+    "Children",
 ]
