@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # torch is pinned here (the CPU build); pyproject.toml accepts any torch>=2.4 for users elsewhere.
 TORCH  := torch==2.13.0
-EXTRAS := dev,ptb
+EXTRAS := dev,ptb,trees
 
 .PHONY: setup browser test demo bench clean
 
