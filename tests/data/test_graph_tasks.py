@@ -51,7 +51,7 @@ def test_reachable_from_follows_direction():
     assert reachable_from(4, [(0, 1), (1, 2), (3, 2)], 2) == {2}
 
 
-@pytest.mark.parametrize("kw, message", [({"num_graphs": 0}, "num_graphs >= 1"), ({"max_nodes": 1}, "2 <= min_nodes"),
+@pytest.mark.parametrize("kw, message", [({"num_graphs": 0}, "num_graphs to be an integer >= 1"), ({"max_nodes": 1}, "max_nodes to be an integer >= 2"),
                                          ({"min_nodes": 9, "max_nodes": 8}, "min_nodes=9"), ({"mean_degree": 0.0}, "mean_degree > 0"),
                                          ({"family": "trees"}, "unknown graph family 'trees'"),
                                          ({"family": "chains", "min_nodes": 3}, "two chains need at least 4 nodes")])

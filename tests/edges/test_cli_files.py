@@ -164,7 +164,8 @@ def test_a_bad_diagnostics_history_is_named_and_refused(which, runs, tmp_path):
 
 
 # ---- files where directories are expected -------------------------------------------------------------
-@pytest.mark.parametrize("command", ["train", "train-below", "train-empty-name", "resume", "eval", "sample", "diagnose", "demo", "study"])
+@pytest.mark.parametrize("command", ["train", "train-below", "train-empty-name", "resume", "eval", "sample", "diagnose", "demo", "study",
+                                     "report", "runs"])
 def test_a_file_where_a_directory_is_expected(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     afile = tmp_path / "afile"
@@ -174,7 +175,7 @@ def test_a_file_where_a_directory_is_expected(command, tmp_path, monkeypatch):
         "train-below": ["train", "adding", *ADDING, "--steps", "1", "--run-dir", afile / "run"],
         "resume": ["resume", afile], "eval": ["eval", afile], "sample": ["sample", afile], "diagnose": ["diagnose", afile],
         "demo": ["demo", "--corpus", str(corpus(tmp_path)), "--minutes", "0.05", "--hidden", "8", "--runs", afile],
-        "study": ["study", "gradients", "--quick", "--out", afile],
+        "study": ["study", "gradients", "--quick", "--out", afile], "report": ["report", afile], "runs": ["runs", afile],
         "train-empty-name": ["train", "adding", *ADDING, "--steps", "1", "--run-dir", ""],
     }[command]
     if command == "train-empty-name":
@@ -184,6 +185,26 @@ def test_a_file_where_a_directory_is_expected(command, tmp_path, monkeypatch):
     code, text = invoke(*args)
     plain_error(code, text, "afile")
     assert afile.read_text() == "not a folder"
+
+
+def test_report_out_below_a_file_names_the_file(runs, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    code, text = invoke("report", str(copy_run(runs["adding"], tmp_path)), "--out", str(afile / "page.html"))
+    plain_error(code, text, "expected a folder", str(afile), "is a file")
+    assert afile.read_text() == "not a folder"
+
+
+def test_a_checkpoint_name_that_is_neither_a_name_nor_a_file_says_what_is_expected(runs):
+    code, text = invoke("eval", str(runs["adding"]), "--checkpoint", "worst")
+    plain_error(code, text, "'worst'", "expected 'best', 'latest' or the path of a checkpoint file", exit_code=1)
+
+
+def test_resume_with_fewer_steps_than_done_says_where_the_run_is(runs, tmp_path):
+    run = copy_run(runs["adding"], tmp_path)
+    code, text = invoke("resume", str(run), "--steps", "1")
+    flat = " ".join(text.split())
+    assert code == 0 and "Traceback" not in text and "it is at step 2, past the 1 steps asked for" in flat, text
 
 
 # ---- read-only directories -------------------------------------------------------------------------------

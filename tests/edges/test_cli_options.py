@@ -28,12 +28,15 @@ TRAINER = [
     ("--max-nonfinite", "0", "max_nonfinite"), ("--seed", "-1", "seed"), ("--diagnose-every", "-3", "diagnose_every"),
     ("--patience", "-1", "patience"), ("--optimizer", "adamm", "optimizer"), ("--schedule", "cosin", "schedule"),
     ("--device", "tpu", "device"), ("--steps", "many", "steps"), ("--lr", "fast", "lr"),
+    ("--warmup", "1", "warmup"), ("--momentum", "1", "momentum"), ("--momentum", "0.9", "momentum"),
 ]
 CHARLM_ONLY = [
     ("--bptt", "0", "bptt"), ("--bptt-back", "3", "bptt_back"), ("--embed-dropout", "1", "embed_dropout"),
     ("--input-dropout", "-0.5", "input_dropout"), ("--zoneout-h", "2", "zoneout_h"), ("--sampling-k", "inf", "sampling_k"),
     ("--precision", "fp16", "precision"), ("--batch-size", "100000", "batch_size"), ("--batch-size", "3000", "bptt"),
+    ("--sampling-k", "0", "sampling_k"), ("--sampling-min", "0.5", "sampling_min"),
 ]
+REACHABILITY_ONLY = [("--degree", "100", "degree"), ("--degree", "5", "degree")]  # complete graphs: no unreachable target
 TINY = {"length": "5", "hidden": "8", "eval_size": "20", "nodes": "6", "propagation": "2"}  # tiny settings of any task
 
 
@@ -48,7 +51,7 @@ def task_option_cases(task: str) -> list[tuple[str, str, str]]:
             cases.append((flag, "nan", name))
         elif kind is str and choices_of(field) is not None:
             cases.append((flag, "bogus-name", name))
-    return cases + (CHARLM_ONLY if task == "charlm" else [])
+    return cases + {"charlm": CHARLM_ONLY, "reachability": REACHABILITY_ONLY}.get(task, [])
 
 
 EVERY_TASK = [("--steps", "0", "steps"), ("--lr", "inf", "lr"), ("--minutes", "inf", "minutes"), ("--batch-size", "0", "batch_size")]
@@ -69,8 +72,8 @@ def test_train_refuses_a_bad_option(task, flag, value, name, tmp_path, monkeypat
         base = CHARLM + ["--corpus", str(corpus(tmp_path))]
     else:
         fields = option_fields(get_task(task).Options)
-        base = ["--batch-size", "4", "--eval-size", "20", "--no-progress"]
-        base += [x for n, v in TINY.items() if n in fields and n != "eval_size" for x in ("--" + n.replace("_", "-"), v)]
+        base = ["--batch-size", "4", "--no-progress"]  # and each tiny setting the task has (not every task has --eval-size)
+        base += [x for n, v in TINY.items() if n in fields for x in ("--" + n.replace("_", "-"), v)]
     if flag in base:  # the case's value replaces the tiny setting
         i = base.index(flag)
         base = base[:i] + base[i + 2:]

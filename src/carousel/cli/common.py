@@ -63,7 +63,7 @@ def user_errors() -> Iterator[None]:
                                                      or "out of memory" in str(err)):
             raise
         fail(f"not enough memory for these sizes ({str(err).split('. ', 1)[-1].strip() or 'MemoryError'}); "
-             "expected sizes that fit this machine: try a smaller --hidden, --batch-size or sequence length", 2)
+             "expected sizes that fit this machine: try a smaller --hidden, --batch-size, or the task's --length or --nodes", 2)
 
 
 PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)

@@ -23,6 +23,8 @@ def report(
     with user_errors():
         try:
             path = write_report(run_dir, out, compute=compute)
+        except (FileExistsError, NotADirectoryError) as err:  # a file where a folder of --out should be
+            fail(f"cannot write the report: expected a folder for it, but {err.filename or out} is a file", 2)
         except OSError as err:
             fail(f"cannot write the report{' to ' + str(err.filename) if err.filename else ''}: {err.strerror or err}", 2)
     console().print(f"report: {path}", markup=False)

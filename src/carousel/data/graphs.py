@@ -16,8 +16,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .._checks import check_number, check_size
+
 
 FAMILIES = ("random", "chains")
+MAX_DRAWS = 2000  # redraws of one graph before the settings are declared unable to give its answer
 
 
 class GraphTaskData(NamedTuple):
@@ -72,6 +75,12 @@ def reachability(
     always has an outgoing edge and ``t`` an incoming one, so that neither tells the answer alone.
     The same arguments give the same data.
     """
+    check_size(num_graphs, "num_graphs")
+    check_size(max_nodes, "max_nodes", minimum=2)
+    if min_nodes is not None:
+        check_size(min_nodes, "min_nodes", minimum=2)
+    check_number(mean_degree, "mean_degree", low=0.0, low_open=True)
+    check_number(seed, "seed", integer=True)
     min_nodes = max(4 if family == "chains" else 2, max_nodes // 2) if min_nodes is None else min_nodes
     if not 2 <= min_nodes <= max_nodes:
         raise ValueError(f"expected 2 <= min_nodes <= max_nodes, got min_nodes={min_nodes}, max_nodes={max_nodes}")
@@ -87,7 +96,7 @@ def reachability(
     graphs, labels = [], []
     for _ in range(num_graphs):
         label = int(torch.randint(2, (), generator=g))
-        while True:
+        for _ in range(MAX_DRAWS):
             n = int(torch.randint(min_nodes, max_nodes + 1, (), generator=g))
             edges = _chains(n, g) if family == "chains" else _erdos_renyi(n, mean_degree, g)
             senders, receivers = sorted({u for u, _ in edges}), {v for _, v in edges}
@@ -98,6 +107,11 @@ def reachability(
             candidates = sorted(reach) if label else sorted(receivers - reach - {s})
             if candidates:
                 break
+        else:
+            kind = "t reachable from s" if label else "t that s does not reach"
+            raise ValueError(f"{MAX_DRAWS} graphs in a row had no pair of a sender s and a {kind} (mean_degree={mean_degree:g}, {min_nodes}-{max_nodes} "
+                             f"nodes); expected settings that give both answers: a mean degree well below the "
+                             f"number of nodes - 1 (a complete graph reaches everything) and not near 0")
         t = candidates[int(torch.randint(len(candidates), (), generator=g))]
         x = torch.zeros(n, 2)
         x[s, 0] = 1.0

@@ -24,7 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_size
+from .._checks import check_number, check_size
+
+
+def _generator(seed: object, dtype: object) -> torch.Generator:
+    """The task's random generator from ``seed``, after checking ``seed`` (an integer) and ``dtype``
+    (a floating-point ``torch.dtype``: the inputs are fed to a network)."""
+    check_number(seed, "seed", integer=True)
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"expected dtype to be a torch.dtype such as torch.float32, got {type(dtype).__name__} {dtype!r}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"expected a floating-point dtype for the inputs (torch.float32, float64, ...), got {dtype}")
+    return torch.Generator().manual_seed(seed)
 
 COPY_SYMBOLS = 8  # symbols 1..8; 0 is the blank, 9 the delimiter
 COPY_LENGTH = 10  # symbols to remember
@@ -41,7 +52,7 @@ def adding_problem(num: int, length: int, *, seed: int = 0, dtype: torch.dtype =
     """
     check_size(num, "num")
     check_size(length, "length", minimum=2)
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed, dtype)
     values = torch.rand(num, length, generator=g, dtype=dtype)  # (N, T)
     half = length // 2
     first = torch.randint(0, half, (num,), generator=g)
@@ -66,7 +77,7 @@ def copying_memory(num: int, length: int, *, seed: int = 0, dtype: torch.dtype =
     """
     check_size(num, "num")
     check_size(length, "length")
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed, dtype)
     total = length + 2 * COPY_LENGTH
     symbols = torch.randint(1, COPY_SYMBOLS + 1, (num, COPY_LENGTH), generator=g)  # (N, 10)
     tokens = torch.zeros(num, total, dtype=torch.long)
@@ -87,7 +98,7 @@ def copying_baseline(length: int) -> float:
 def _bits(num: int, length: int, seed: int, dtype: torch.dtype) -> Tensor:
     check_size(num, "num")
     check_size(length, "length")
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed, dtype)
     return torch.randint(0, 2, (num, length, 1), generator=g).to(dtype)  # (N, T, 1)
 
 

@@ -7,6 +7,8 @@ gives the same vocabulary. A character the vocabulary has not seen encodes to ``
 
 from __future__ import annotations
 
+import numbers
+
 import json
 import os
 from typing import Iterable
@@ -74,7 +76,12 @@ class Vocabulary:
 
     def decode(self, ids: Tensor | Iterable[int]) -> str:
         """The characters of a 1-D sequence of indices; out-of-range indices raise ValueError."""
-        ids = [int(i) for i in (ids.reshape(-1).tolist() if isinstance(ids, Tensor) else ids)]
+        if isinstance(ids, Tensor) and (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool):
+            raise TypeError(f"expected integer indices, got a tensor of dtype {ids.dtype}")
+        ids = ids.reshape(-1).tolist() if isinstance(ids, Tensor) else list(ids)
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+                raise TypeError(f"expected integer indices, got {type(i).__name__} {i!r}")
         bad = [i for i in ids if not 0 <= i < len(self)]
         if bad:
             raise ValueError(f"expected indices in [0, {len(self)}), got {bad[0]}")

@@ -51,6 +51,10 @@ def next_token(
     z = z.float().clone()
     if banned is not None and z.shape[-1] > 1:
         z[:, banned] = float("-inf")
+    if torch.isnan(z).any() or torch.isposinf(z).any() or not bool(torch.isfinite(z).any(dim=-1).all()):
+        raise ValueError("expected logits that are not NaN or +inf, with at least one finite logit per row "
+                         f"(besides banned={banned!r}); got {'NaN' if torch.isnan(z).any() else '+inf' if torch.isposinf(z).any() else 'a row with none'}"
+                         " (a diverged model?)")
     if temperature == 0:
         return z.argmax(dim=-1)
     if 0 < top_k < z.shape[-1]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .._checks import check_number
+
 SAMPLING_DECAYS = ("none", "linear", "exponential", "inverse_sigmoid")
 
 
@@ -38,6 +40,13 @@ class SamplingSchedule:
     def __post_init__(self) -> None:
         if self.kind not in SAMPLING_DECAYS:
             raise ValueError(f"unknown scheduled-sampling decay {self.kind!r}; expected one of: {', '.join(SAMPLING_DECAYS)}")
+        for name in ("k", "c", "minimum"):
+            check_number(getattr(self, name), name)  # a real, finite number (inf/inf would make eps NaN)
+        unused = [f"{name}={getattr(self, name)!r}" for name, default in (("k", 1.0), ("c", 0.0), ("minimum", 0.0))
+                  if getattr(self, name) != default and (self.kind == "none" or (name == "c" and self.kind != "linear"))]
+        if unused:
+            raise ValueError(f"decay {self.kind!r} does not use {', '.join(unused)}; expected it at its default "
+                             "(k and the floor act with a decay other than 'none', the slope c with 'linear' only)")
         if not 0.0 <= self.minimum < 1.0 and self.kind != "none":
             raise ValueError(f"expected the floor eps_min in [0, 1), got {self.minimum}")
         if self.kind == "linear" and not (self.c > 0 and self.k > 0):
@@ -49,8 +58,7 @@ class SamplingSchedule:
 
     def __call__(self, i: float) -> float:
         """``eps_i``: the probability of feeding the true previous token at training step ``i >= 0``."""
-        if i < 0:
-            raise ValueError(f"expected a training step i >= 0, got {i}")
+        check_number(i, "the training step i", low=0.0)
         k, c = self.k, self.c
         if self.kind == "none":
             return 1.0

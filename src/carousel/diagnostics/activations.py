@@ -60,6 +60,8 @@ def record_activations(model: nn.Module, vocab: Vocabulary, text: str) -> Activa
     """Every state unit and gate of every recurrent layer of ``model`` after each character of ``text``."""
     if not isinstance(text, str) or not text:
         raise ValueError("expected a non-empty text to record activations over")
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"expected vocab to be a carousel.data.Vocabulary, got {type(vocab).__name__}")
     was_training = model.training
     model.eval()
     try:
@@ -86,6 +88,8 @@ def text_features(text: str) -> dict[str, Tensor]:
 
     Only features that vary over the text are returned (a constant cannot correlate).
     """
+    if not isinstance(text, str):
+        raise TypeError(f"expected text as a str, got {type(text).__name__}")
     n = len(text)
     feats = {f"inside {k}": torch.zeros(n) for k in BRACKETS}
     feats['inside "quotes"'] = torch.zeros(n)

@@ -42,6 +42,8 @@ def gate_stats(trace: LayerTrace, *, low: float = LOW, high: float = HIGH) -> Ga
     """Statistics of every gate of a recorded layer, or None when its cell has no gates."""
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"expected saturation thresholds 0 <= low < high <= 1, got low={low!r}, high={high!r}")
+    if not isinstance(trace, LayerTrace):
+        raise TypeError(f"expected a LayerTrace (from carousel.diagnostics.recording), got {type(trace).__name__}")
     cell = trace.cell
     if trace.steps == 0:
         return None

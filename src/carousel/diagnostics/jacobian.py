@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
+from .._checks import ShapeError, check_same_kind, shape_str
 from ..cells.base import Cell
 from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
@@ -36,6 +37,17 @@ def step_jacobian(cell: Cell, px_t: Tensor, state: Any) -> Tensor:
     seeded with ``e_j`` in every sequence, gives row ``j`` of every sequence's Jacobian; autograd
     runs the ``S`` passes at once (``is_grads_batched``).
     """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"expected a carousel Cell, got {type(cell).__name__}")
+    ref = next(cell.parameters(), None)
+    w = getattr(cell, "weight_ih", None)
+    G = w.shape[0] if isinstance(w, Tensor) else "G"  # the width of cell.project's output
+    if not isinstance(px_t, Tensor) or px_t.dim() != 2 or (isinstance(G, int) and px_t.shape[1] != G):
+        got = shape_str(px_t.shape) if isinstance(px_t, Tensor) else type(px_t).__name__
+        raise ShapeError(f"expected px_t = cell.project(x)[:, t] of shape (B, {G}), got {got}")
+    if ref is not None:
+        check_same_kind(px_t, ref, "px_t", f"{type(cell).__name__}'s parameters")
+    state = cell.check_state(state, px_t.shape[0], like=px_t)
     with torch.enable_grad():
         flat = flatten_state(state).detach().requires_grad_(True)  # (B, S)
         out = flatten_state(cell.step(px_t.detach(), unflatten_state(cell, flat)))  # (B, S)
@@ -102,7 +114,11 @@ def _svdvals_and_radius(product: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def recurrent_blocks(cell: Cell) -> dict[str, Tensor]:
-    """The square blocks of ``cell.weight_hh``, named by gate (``i, f, g, o``; ``r, z, n``; ``hh``)."""
+    """The square blocks of ``cell.weight_hh``, named by gate (``i, f, g, o``; ``r, z, n``; ``hh``).
+    Raises ``TypeError`` for anything that is not a carousel cell (a layer: pass ``layer.cell``)."""
+    if not isinstance(cell, Cell):
+        hint = "; pass the cell the layer runs (layer.cell)" if isinstance(getattr(cell, "cell", None), Cell) else ""
+        raise TypeError(f"expected a carousel Cell, got {type(cell).__name__}{hint}")
     while isinstance(getattr(cell, "cell", None), Cell):  # a wrapper: the cell it runs
         cell = cell.cell
     w = getattr(cell, "weight_hh", None)

@@ -95,6 +95,10 @@ def diagnose(
     ``jacobian_batch`` is how many sequences of the batch the spectra average over. The model is
     put in evaluation mode for the pass (no dropout noise) and left as it was found.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected model to be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(compute_loss):
+        raise TypeError(f"expected compute_loss to be a function of no arguments that returns the loss, got {type(compute_loss).__name__}")
     was_training = model.training
     model.eval()
     try:

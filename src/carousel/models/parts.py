@@ -7,12 +7,13 @@ or each sequence's last step: :func:`last_step`) and a linear head.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from .._checks import check_rate, check_size
+from .._checks import ShapeError, check_lengths, check_rate, check_size, shape_str
 from ..cells import Cell, make_cell
 from ..layers import Deep, Recurrent
 from ..regularize import RecurrentDropout, Zoneout
@@ -31,7 +32,12 @@ def cell_factory(cell: str | CellFactory, options: dict[str, Any] | None = None)
     options = dict(options or {})
     if isinstance(cell, str):
         with torch.random.fork_rng(devices=[]):
-            make_cell(cell, 1, 1, **options)  # fails early, listing the valid names, on an unknown one
+            plain = make_cell(cell, 1, 1)  # fails early, listing the valid names, on an unknown one
+            known = [n for n, p in inspect.signature(type(plain)).parameters.items() if p.kind is p.KEYWORD_ONLY]
+            unknown = [n for n in options if n not in known]
+            if unknown:
+                raise ValueError(f"cell {cell!r} has no option {unknown[0]!r}; expected some of: {', '.join(known)}")
+            make_cell(cell, 1, 1, **options)  # checks the values
         return lambda i, h: make_cell(cell, i, h, **options)
     if callable(cell):
         return lambda i, h: cell(i, h, **options)
@@ -89,7 +95,9 @@ def check_token_ids(x: object, what: str = "token ids", like: Tensor | None = No
 
 def last_step(y: Tensor, lengths: Any = None) -> Tensor:
     """Each sequence's output at its last step: ``y`` (B, T, H) -> (B, H); ``lengths`` (B,) or None (all T)."""
+    if not isinstance(y, Tensor) or y.dim() != 3:
+        raise ShapeError(f"expected outputs y of shape (B, T, H), got {shape_str(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
     if lengths is None:
         return y[:, -1]  # (B, H)
-    last = torch.as_tensor(lengths, device=y.device).long() - 1
+    last = check_lengths(lengths, y.shape[0], y.shape[1], device=y.device).to(y.device) - 1  # integers in [1, T], else raise
     return y[torch.arange(y.shape[0], device=y.device), last]  # (B, H)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import ShapeError, check_choice, check_size, shape_str
+from .._checks import ShapeError, check_choice, check_flag, check_same_kind, check_size, factory_kwargs, shape_str
 from ..cells import GRUCell
 from ..state import GRUState
 from .graphs import GraphBatch
@@ -80,7 +80,8 @@ class GatedGraphNetwork(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        kw = {"device": device, "dtype": dtype}
+        kw = factory_kwargs(device, dtype)
+        bias = check_flag(bias, "bias")
         H = self.hidden_size = check_size(hidden_size, "hidden_size")
         self.num_edge_types = check_size(num_edge_types, "num_edge_types")
         self.steps = check_size(steps, "steps")
@@ -180,10 +181,10 @@ class NodeReadout(nn.Module):
     def __init__(self, hidden_size: int, annotation_size: int, output_size: int, *, device=None, dtype=None) -> None:
         super().__init__()
         self.hidden_size, self.annotation_size = check_size(hidden_size, "hidden_size"), check_size(annotation_size, "annotation_size")
-        self.g = nn.Linear(hidden_size + annotation_size, check_size(output_size, "output_size"), device=device, dtype=dtype)
+        self.g = nn.Linear(hidden_size + annotation_size, check_size(output_size, "output_size"), **factory_kwargs(device, dtype))
 
     def forward(self, h: Tensor, x: Tensor) -> Tensor:
-        return self.g(_concat(h, x, self.hidden_size, self.annotation_size))  # (N, O)
+        return self.g(_concat(h, x, self.hidden_size, self.annotation_size, self.g.weight))  # (N, O)
 
 
 class GatedSumReadout(nn.Module):
@@ -198,13 +199,17 @@ class GatedSumReadout(nn.Module):
     def __init__(self, hidden_size: int, annotation_size: int, output_size: int, *, device=None, dtype=None) -> None:
         super().__init__()
         self.hidden_size, self.annotation_size = check_size(hidden_size, "hidden_size"), check_size(annotation_size, "annotation_size")
-        kw = {"device": device, "dtype": dtype}
+        kw = factory_kwargs(device, dtype)
         O = check_size(output_size, "output_size")
         self.i = nn.Linear(hidden_size + annotation_size, O, **kw)  # gate
         self.j = nn.Linear(hidden_size + annotation_size, O, **kw)  # value
 
     def forward(self, h: Tensor, x: Tensor, graphs: GraphBatch) -> Tensor:
-        hx = _concat(h, x, self.hidden_size, self.annotation_size)  # (N, H + A)
+        if not isinstance(graphs, GraphBatch):
+            raise TypeError(f"expected a GraphBatch, got {type(graphs).__name__}")
+        hx = _concat(h, x, self.hidden_size, self.annotation_size, self.i.weight)  # (N, H + A)
+        if graphs.device != hx.device:
+            raise ValueError(f"expected the graphs on {hx.device} (where the node states are), got them on {graphs.device}")
         if hx.shape[0] != graphs.num_nodes:
             raise ShapeError(f"expected node states for the batch's {graphs.num_nodes} nodes, got {hx.shape[0]}")
         gated = torch.sigmoid(self.i(hx)) * torch.tanh(self.j(hx))  # (N, O)
@@ -212,7 +217,11 @@ class GatedSumReadout(nn.Module):
         return torch.tanh(total)
 
 
-def _concat(h: Tensor, x: Tensor, H: int, A: int) -> Tensor:
+def _concat(h: Tensor, x: Tensor, H: int, A: int, ref: Tensor) -> Tensor:
+    for name, t in (("node states h", h), ("annotations x", x)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected {name} as a torch.Tensor, got {type(t).__name__}")
+        check_same_kind(t, ref, name, "the readout's parameters")
     if h.dim() != 2 or h.shape[1] != H or x.dim() != 2 or x.shape[1] != A or x.shape[0] != h.shape[0]:
         raise ShapeError(f"expected node states h (N, {H}) and annotations x (N, {A}), "
                          f"got {shape_str(h.shape)} and {shape_str(x.shape)}")

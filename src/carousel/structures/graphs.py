@@ -71,6 +71,9 @@ class GraphBatch:
             raise ShapeError(f"expected edge_index of shape (2, E), got {shape_str(edge_index.shape)}")
         _check_integer(edge_index, "edge_index")
         device = edge_index.device
+        if device.type == "meta":
+            raise ValueError("expected edge_index with values (on the CPU or a GPU), got a tensor on the meta device, "
+                             "which holds none to check")
         edge_index = edge_index.to(torch.int64)
         E = edge_index.shape[1]
         if edge_type is None:
@@ -80,7 +83,9 @@ class GraphBatch:
         if edge_type.shape != (E,):
             raise ShapeError(f"expected edge_type of shape ({E},), one type per edge, got {shape_str(edge_type.shape)}")
         _check_integer(edge_type, "edge_type")
-        edge_type = edge_type.to(device=device, dtype=torch.int64)
+        if edge_type.device != device:
+            raise ValueError(f"expected edge_type on {device} (where edge_index is), got a tensor on {edge_type.device}")
+        edge_type = edge_type.to(dtype=torch.int64)
         if num_edge_types is None:
             num_edge_types = int(edge_type.max()) + 1 if E else 1
         if isinstance(num_edge_types, bool) or not isinstance(num_edge_types, int) or num_edge_types < 1:
@@ -105,6 +110,9 @@ class GraphBatch:
         (of one kind and width) or none has. Errors name the graph and the edge."""
         if isinstance(graphs, (str, bytes)) or not isinstance(graphs, Sequence) or not graphs:
             raise ValueError(f"expected a non-empty list of graphs, got {graphs!r:.80}")
+        if num_edge_types is not None and (isinstance(num_edge_types, bool) or not isinstance(num_edge_types, int)
+                                           or num_edge_types < 1):
+            raise ValueError(f"expected num_edge_types as an int >= 1, got {num_edge_types!r}")
         sources, targets, types, features, sizes = [], [], [], [], []
         offset = 0
         for g, graph in enumerate(graphs):
@@ -300,4 +308,9 @@ def _stack_features(features: list[Tensor | None], sizes: list[int]) -> Tensor |
         if tuple(f.shape) != want or f.is_floating_point() != first.is_floating_point():
             raise ShapeError(f"graph {g}: expected node features of shape {shape_str(want)} like graph 0's "
                              f"({first.dtype}), got {shape_str(f.shape)} ({f.dtype})")
+        if f.is_floating_point() and f.dtype != first.dtype:
+            raise ValueError(f"graph {g}: expected node features of dtype {first.dtype} like graph 0's, got {f.dtype}; "
+                             "convert them to one dtype")
+        if f.device != first.device:
+            raise ValueError(f"graph {g}: expected node features on {first.device} like graph 0's, got them on {f.device}")
     return torch.cat(features)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_size
+from .._checks import check_choice, check_flag, check_size, factory_kwargs
 from ..runners.levels import Children
 from ..state import ElmanState
 
@@ -69,6 +69,8 @@ class TreeCell(nn.Module):
         return children.slots(h, self.max_arity).flatten(1)  # (L, K*H)
 
     def _params(self, input_size: int, rows_ih: int, rows_hh: int, cols_hh: int, bias: bool, kw: dict) -> None:
+        bias = check_flag(bias, "bias")
+        kw = factory_kwargs(kw.get("device"), kw.get("dtype"))
         self.weight_ih = nn.Parameter(torch.empty(rows_ih, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(rows_hh, cols_hh, **kw))
         if bias:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_size
+from .._checks import check_choice, check_flag, check_number, check_size, factory_kwargs
 from ..cells.gru import GRUCell
 from ..cells.lstm import LSTMCell
 from .recursive import RecursiveCell, TreeCell
@@ -19,7 +19,9 @@ TREE_CELLS = ("child_sum_lstm", "nary_lstm", "tree_gru", "recursive_shared", "re
 
 def make_tree_cell(name: str, input_size: int, hidden_size: int, *, max_arity: int | None = None, **kw) -> TreeCell:
     """A tree cell by name (``TREE_CELLS``); ``max_arity`` for the positional ones (``nary_lstm``,
-    ``recursive_positional``). Raises ``ValueError`` for an unknown name or a missing ``max_arity``."""
+    ``recursive_positional``), where it sets the child positions; the order-free cells take any number
+    of children and do not use it (so one call can serve every name). Raises ``ValueError`` for an
+    unknown name or a missing ``max_arity``."""
     check_choice(name, TREE_CELLS, "tree cell")
     if name in ("nary_lstm", "recursive_positional") and max_arity is None:
         raise ValueError(f"tree cell {name!r} has one weight per child position and needs max_arity")
@@ -46,8 +48,12 @@ class TreeEncoder(nn.Module):
                  max_arity: int | None = None, bidirectional: bool = False, down_cell: str = "lstm",
                  padding_idx: int | None = None, backend: str = "levels", device=None, dtype=None) -> None:
         super().__init__()
-        kw = {"device": device, "dtype": dtype}
+        kw = factory_kwargs(device, dtype)
         self.num_embeddings = check_size(num_embeddings, "num_embeddings")
+        check_size(embedding_dim, "embedding_dim")
+        bidirectional = check_flag(bidirectional, "bidirectional")
+        if padding_idx is not None:
+            check_number(padding_idx, "padding_idx", low=-num_embeddings, high=num_embeddings - 1, integer=True)
         self.embedding = nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx, **kw)
         up = make_tree_cell(cell, embedding_dim, hidden_size, max_arity=max_arity, **kw)
         if bidirectional:
@@ -69,6 +75,9 @@ class TreeEncoder(nn.Module):
             got = f"{tuple(ids.shape)} {ids.dtype}" if isinstance(ids, Tensor) else type(ids).__name__
             raise ValueError(f"expected token ids of shape ({batch.num_nodes},) and dtype int64 (batch.encode(vocab) "
                              f"makes them), got {got}")
+        ref = self.embedding.weight
+        if ids.device != ref.device:
+            raise ValueError(f"expected token ids on {ref.device} (where the embedding is), got them on {ids.device}")
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
             raise ValueError(f"expected token ids in 0..{self.num_embeddings - 1}, got ids from {int(ids.min())} to {int(ids.max())}")
         return self.layer(self.embedding(ids), batch)

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_same_kind
 from ..cells.base import Cell
 from ..runners.levels import run_down, run_down_reference, run_up, run_up_reference
 from .recursive import TreeCell
@@ -28,12 +28,23 @@ class TreeOutput(NamedTuple):
     state: Any
 
 
-def _check_batch(batch: object, x: Tensor, input_size: int) -> TreeBatch:
+def _check_batch(batch: object, x: Tensor, cell: nn.Module) -> TreeBatch:
+    """The layers' boundary: a ``TreeBatch``, floating node inputs (N, I) of the cell's dtype and
+    device, and the batch's index tensors on that device (``ValueError`` naming both otherwise)."""
     if not isinstance(batch, TreeBatch):
         raise TypeError(f"expected a TreeBatch, got {type(batch).__name__}")
+    input_size = cell.input_size
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape != (batch.num_nodes, input_size):
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"expected node inputs of shape (N={batch.num_nodes}, {input_size}), got {got}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected floating-point node inputs, got dtype {x.dtype}; embed token ids first (TreeEncoder does)")
+    ref = next(cell.parameters(), None)
+    if ref is not None:
+        check_same_kind(x, ref, "node inputs", f"{type(cell).__name__}'s parameters")
+    if batch.parent.device != x.device:
+        raise ValueError(f"expected the TreeBatch on {x.device} (where the node inputs are), got it on "
+                         f"{batch.parent.device}; move it with batch.to(device)")
     return batch
 
 
@@ -59,7 +70,7 @@ class BottomUp(nn.Module):
         return self.cell.output_size
 
     def forward(self, x: Tensor, batch: TreeBatch) -> TreeOutput:
-        _check_batch(batch, x, self.cell.input_size)
+        _check_batch(batch, x, self.cell)
         batch.check_arity(self.cell.max_arity)
         if self.backend == "levels":
             state = run_up(self.cell, x, batch.schedule("up"))
@@ -89,7 +100,7 @@ class TopDown(nn.Module):
         return self.cell.output_size
 
     def forward(self, x: Tensor, batch: TreeBatch, state: Any = None) -> TreeOutput:
-        _check_batch(batch, x, self.cell.input_size)
+        _check_batch(batch, x, self.cell)
         if self.backend == "levels":
             out = run_down(self.cell, x, batch.schedule("down"), state)
         else:

@@ -91,6 +91,9 @@ class NaryTreeLSTMCell(TreeCell):
 
     def __init__(self, input_size: int, hidden_size: int, *, max_arity: int, bias: bool = True,
                  device=None, dtype=None) -> None:
+        if max_arity is None:
+            raise ValueError("expected max_arity, the number of child positions (2 for binary trees), got None; "
+                             "ChildSumTreeLSTMCell takes any number of children")
         super().__init__(input_size, hidden_size, max_arity=max_arity)
         H, K = hidden_size, self.max_arity
         self._params(input_size, 4 * H, (3 + K) * H, K * H, bias, {"device": device, "dtype": dtype})

@@ -47,6 +47,8 @@ def plot_tree_states(batch: TreeBatch, states: Tensor, path: str | Path, *, tree
     if not isinstance(states, Tensor) or states.dim() != 2 or states.shape[0] != batch.num_nodes:
         got = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
         raise ValueError(f"expected node states of shape (N={batch.num_nodes}, H), got {got}")
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise ValueError(f"expected units to be an integer >= 1 (state values drawn per node), got {units!r}")
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment

@@ -17,6 +17,7 @@ parents, a missing or out-of-range child, no nodes) raises ``ValueError`` naming
 from __future__ import annotations
 
 import ast
+import numbers
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -63,6 +64,20 @@ class _Forest:
             column += [None] * (len(self.parent) - len(column))
 
 
+def _integers(values: Sequence[Any], what: str, name: Callable[[int], str]) -> list[int]:
+    """``values`` as Python ints (numpy and 0-d integer tensors included); ``TypeError`` naming the
+    node for a float, a bool or anything else (a fraction is no index)."""
+    out = []
+    for v, value in enumerate(values):
+        if isinstance(value, Tensor) and value.dim() == 0 and not (value.is_floating_point() or value.is_complex()
+                                                                   or value.dtype == torch.bool):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name(v)} has {what} {value!r}; expected an integer")
+        out.append(int(value))
+    return out
+
+
 def _check_tree(parent: Sequence[int], position: Sequence[int] | None, name: Callable[[int], str]) -> list[list[int]]:
     """Children lists (in position order) of a tree given by parent indices, or ``ValueError``."""
     n = len(parent)
@@ -90,6 +105,9 @@ def _check_tree(parent: Sequence[int], position: Sequence[int] | None, name: Cal
         v = seen.index(False)
         raise ValueError(f"{name(v)} is on a cycle that does not reach the root {name(roots[0])}")
     if position is not None:
+        for v, q in enumerate(position):
+            if parent[v] >= 0 and q < 0:
+                raise ValueError(f"{name(v)} has position {q}; expected a position >= 0 among its siblings")
         for p, ks in enumerate(kids):
             places = sorted(position[c] for c in ks)
             if places != list(range(len(ks))):
@@ -103,6 +121,8 @@ def _check_tree(parent: Sequence[int], position: Sequence[int] | None, name: Cal
 
 
 def _as_list(trees: Any, kind: type | tuple[type, ...]) -> list:
+    if not isinstance(trees, kind) and (isinstance(trees, (str, bytes)) or not hasattr(trees, "__iter__")):
+        raise TypeError(f"expected a list of trees, got {type(trees).__name__} {trees!r:.60}")
     items = [trees] if isinstance(trees, kind) else list(trees)
     if not items:
         raise ValueError("expected at least one tree, got none")
@@ -191,9 +211,15 @@ class TreeBatch:
         items = _as_list(parents, ())
         forest = _Forest()
         for t, par in enumerate(items):
-            par = [-1 if p is None else p for p in (par.tolist() if isinstance(par, Tensor) else par)]
+            if isinstance(par, (str, bytes)) or not hasattr(par, "__len__"):
+                raise TypeError(f"expected one list of parent indices per tree (a list of lists), got {type(par).__name__} "
+                                f"{par!r:.40} for tree {t}; for a single tree write [[-1, 0, ...]]")
+            if isinstance(par, Tensor) and (par.is_floating_point() or par.is_complex() or par.dtype == torch.bool):
+                raise TypeError(f"expected integer parent indices for tree {t}, got a tensor of dtype {par.dtype}")
+            at = lambda v, t=t: f"tree {t}" if v < 0 else f"tree {t}, node {v}"  # noqa: E731
+            par = _integers([-1 if p is None else p for p in (par.tolist() if isinstance(par, Tensor) else par)], "parent", at)
             labs = list(range(len(par))) if labels is None else list(labels[t])
-            pos = None if positions is None else list(positions[t])
+            pos = None if positions is None else _integers(list(positions[t]), "position", at)
             if len(labs) != len(par) or (pos is not None and len(pos) != len(par)):
                 raise ValueError(f"tree {t} has {len(par)} parents but {len(labs)} labels"
                                  + ("" if pos is None else f" and {len(pos)} positions"))
@@ -204,7 +230,16 @@ class TreeBatch:
     def from_edges(cls, edges: Any, num_nodes: int, labels: Any = None) -> "TreeBatch":
         """One tree from ``(parent, child)`` or ``(parent, child, position)`` pairs over nodes
         ``0..num_nodes-1``. Raises ``ValueError`` for a node with two parents or an edge outside the nodes."""
-        edges = [tuple(int(u) for u in e) for e in edges]
+        if isinstance(num_nodes, bool) or not isinstance(num_nodes, numbers.Integral) or num_nodes < 1:
+            raise (ValueError if isinstance(num_nodes, numbers.Integral) and not isinstance(num_nodes, bool) else TypeError)(
+                f"expected num_nodes to be an integer >= 1, got {type(num_nodes).__name__} {num_nodes!r}")
+        num_nodes = int(num_nodes)
+        checked = []
+        for k, e in enumerate(edges):
+            if isinstance(e, (str, bytes)) or not hasattr(e, "__len__") or len(e) not in (2, 3):
+                raise ValueError(f"edge {k}: expected (parent, child) or (parent, child, position), got {e!r}")
+            checked.append(tuple(_integers(list(e), "an end", lambda i, k=k: f"edge {k} {tuple(e)!r}")))
+        edges = checked
         parent = [-1] * num_nodes
         positions = [0] * num_nodes
         with_positions = bool(edges) and all(len(e) > 2 for e in edges)
@@ -227,9 +262,11 @@ class TreeBatch:
         """Bracketed trees, ``(S (NP the cat) (VP sat))``: after each ``(`` a label, then children
         (bracketed nodes or bare leaf tokens). A string may hold several trees; a list of strings too.
         Raises ``ValueError`` for unbalanced brackets or a missing label, naming the character."""
-        texts = [text] if isinstance(text, str) else list(text)
+        texts = [text] if isinstance(text, str) else _as_list(text, ())
         trees: list[Any] = []
-        for s in texts:
+        for k, s in enumerate(texts):
+            if not isinstance(s, str):
+                raise TypeError(f"expected bracketed trees as a str or a list of str, got {type(s).__name__} {s!r:.40} at {k}")
             trees += _parse_brackets(s)
         return cls.from_nested(_as_list(trees, ()))
 
@@ -240,11 +277,14 @@ class TreeBatch:
         ``ast.iter_child_nodes`` in order. ``node``: an ``ast.AST``, source code, or a list of them.
         ``label(node)`` gives each node's label (default: the node type's name, ``"FunctionDef"``).
         ``attrs["ast"]`` keeps the ``ast`` objects."""
-        items = [node] if isinstance(node, (ast.AST, str)) else list(node)
+        items = [node] if isinstance(node, (ast.AST, str)) else _as_list(node, ())
         label = label or (lambda n: type(n).__name__)
         forest = _Forest()
         for t, item in enumerate(_as_list(items, ())):
-            root = ast.parse(item) if isinstance(item, str) else item
+            try:
+                root = ast.parse(item) if isinstance(item, str) else item
+            except SyntaxError as err:
+                raise ValueError(f"tree {t}: expected valid Python source, got a syntax error at line {err.lineno}: {err.msg}") from None
             if not isinstance(root, ast.AST):
                 raise TypeError(f"expected an ast.AST or source code for tree {t}, got {type(root).__name__}")
             nodes, parent, stack = [], [], [(root, -1)]
@@ -265,7 +305,13 @@ class TreeBatch:
         are skipped), its parent the word named by HEAD (0: the root), children in word order.
         Labels come from the column ``label``; ``attrs`` keeps every column (``id``, ``form``,
         ``upos``, ``deprel``, ...). Raises ``ValueError`` naming the sentence and word of a bad tree."""
-        sentences = conllu.parse(text) if isinstance(text, str) else list(text)
+        if isinstance(text, str):
+            try:
+                sentences = conllu.parse(text)
+            except conllu.exceptions.ParseException as err:
+                raise ValueError(f"expected CoNLL-U text (ten tab-separated columns per word), got text it cannot parse: {err}") from None
+        else:
+            sentences = _as_list(text, ())
         if label not in _CONLLU_FIELDS:
             raise ValueError(f"unknown CoNLL-U column {label!r}; expected one of: {', '.join(_CONLLU_FIELDS)}")
         forest = _Forest()
@@ -396,12 +442,16 @@ class TreeBatch:
     def vocabulary(self, *, min_count: int = 1, unk: str = "<unk>") -> dict[Any, int]:
         """Labels seen at least ``min_count`` times -> ids 1.., most frequent first (ties in first-seen
         order), with ``unk`` at 0."""
+        if isinstance(min_count, bool) or not isinstance(min_count, numbers.Integral):
+            raise TypeError(f"expected min_count to be an integer, got {type(min_count).__name__} {min_count!r}")
         counts = Counter(self.labels)
         kept = [lab for lab, k in sorted(counts.items(), key=lambda kv: -kv[1]) if k >= min_count and lab != unk]
         return {unk: 0, **{lab: i + 1 for i, lab in enumerate(kept)}}
 
     def encode(self, vocab: Mapping[Any, int], *, unk: Any = "<unk>") -> "TreeBatch":
         """This batch with ``x`` the labels' ids (N,) under ``vocab``; unseen labels get ``vocab[unk]``."""
+        if not isinstance(vocab, Mapping):
+            raise TypeError(f"expected vocab as a mapping from label to id (a dict, as vocabulary() makes), got {type(vocab).__name__}")
         if unk not in vocab:
             raise ValueError(f"expected the unknown label {unk!r} in the vocabulary")
         fallback = vocab[unk]
@@ -409,6 +459,10 @@ class TreeBatch:
 
     def to(self, device) -> "TreeBatch":
         """A copy with every tensor (and the kept schedules) on ``device``."""
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"expected a device such as 'cpu' or 'cuda:0', got {device!r}") from err
         out = object.__new__(TreeBatch)
         out.__dict__.update({k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()})
         out._schedules = {k: s.to(device) for k, s in self._schedules.items()}

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,6 +20,9 @@ from .task import Shard
 
 def derive_seed(*parts: int) -> int:
     """A 62-bit seed from integers (seed, rank, step, ...): different tuples give unrelated seeds."""
+    for k, p in enumerate(parts):  # a float would be truncated silently, a string fail inside int()
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
+            raise TypeError(f"expected integer seed parts, got {type(p).__name__} {p!r} at position {k}")
     digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 2
 

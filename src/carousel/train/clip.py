@@ -17,6 +17,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
+
 
 def grad_norm(parameters: Iterable[Tensor]) -> Tensor:
     """The global L2 norm of every gradient (0 when there is none); ``inf``/``nan`` when one is not finite."""
@@ -32,8 +34,8 @@ def clip_gradients(parameters: Iterable[Tensor], *, max_norm: float = 0.0, max_v
     A non-finite norm is returned as it is (the gradients are then not to be used: the trainer
     skips such a step).
     """
-    if max_norm < 0 or max_value < 0:
-        raise ValueError(f"expected max_norm >= 0 and max_value >= 0, got {max_norm} and {max_value}")
+    check_number(max_norm, "max_norm", low=0.0)  # NaN compares false everywhere: it would turn clipping off unsaid
+    check_number(max_value, "max_value", low=0.0)
     params = [p for p in parameters if p.grad is not None]
     if max_norm > 0:
         norm = nn.utils.clip_grad_norm_(params, max_norm)  # returns the total norm before clipping

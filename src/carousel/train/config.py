@@ -63,7 +63,12 @@ class TrainConfig:
         for name in ("steps", "batch_size", "max_nonfinite", "keep", "log_every", "checkpoint_every"):
             _positive(name, getattr(self, name))
         for name in ("warmup", "eval_every", "patience", "seed", "diagnose_every"):
-            _non_negative(name, getattr(self, name))
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"expected {name} to be an integer >= 0, got {type(value).__name__} {value!r}")
+            _non_negative(name, value)
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"expected progress to be True or False, got {type(self.progress).__name__} {self.progress!r}")
         for name in ("lr", "weight_decay", "momentum", "clip_norm", "clip_value", "minutes"):
             check_finite(name, getattr(self, name))
         if not self.lr > 0:
@@ -77,6 +82,14 @@ class TrainConfig:
         if self.minutes and (self.schedule != "constant" or self.warmup):
             raise ValueError(f"minutes={self.minutes:g} sets its own learning-rate cosine over the clock; it needs schedule "
                              f"'constant' and warmup 0, got schedule {self.schedule!r} and warmup {self.warmup}")
+        if self.warmup and self.warmup >= self.steps:
+            raise ValueError(f"expected warmup < steps, got warmup {self.warmup} with steps {self.steps}: the whole run "
+                             "would be warm-up and the schedule would never start")
+        if self.momentum >= 1:
+            raise ValueError(f"expected momentum in [0, 1), got {self.momentum!r}: at 1 or above the velocity grows without bound")
+        if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
+            raise ValueError(f"expected momentum 0 with optimizer {self.optimizer!r}, which would ignore it (sgd and rmsprop "
+                             f"use momentum; adam's betas play that part), got {self.momentum!r}")
         if self.schedule == "plateau" and self.warmup:
             raise ValueError("warmup cannot be combined with schedule 'plateau' (it steps on validation, not on steps)")
 

@@ -265,6 +265,8 @@ class RunFinished(ValueError):
 
 def finished_reason(config: RunConfig, step: int, trained_seconds: float) -> str | None:
     """Why a run at ``step`` after ``trained_seconds`` of training is finished, or None when it is not."""
+    if step > config.train.steps:
+        return f"it is at step {step}, past the {config.train.steps} steps asked for; pass --steps N (> {step}) to train further"
     if step >= config.train.steps:
         return f"it reached its {config.train.steps} steps; pass --steps N (> {step}) to train further"
     if config.train.minutes and trained_seconds >= 60.0 * config.train.minutes:
@@ -336,6 +338,9 @@ def resolve_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Path:
         path = latest_checkpoint(folder)
     else:
         path = Path(checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"{run_dir} has no checkpoint {checkpoint!r} to load; expected 'best', 'latest' "
+                                  "or the path of a checkpoint file")
     if path is None or not path.is_file():
         raise CheckpointError(f"{run_dir} has no checkpoint {checkpoint!r} to load")
     return path

@@ -66,6 +66,10 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"expected a TrainConfig, got {type(config).__name__}")
         self.task, self.config, self.hooks = task, config, list(hooks)
+        for k, hook in enumerate(self.hooks):
+            if not isinstance(hook, Hook) and not all(callable(getattr(hook, m, None)) for m in
+                                                      ("on_start", "on_step", "on_eval", "on_checkpoint", "on_end")):
+                raise TypeError(f"expected hooks to be carousel.train.Hook objects (subclass it), got {type(hook).__name__} at position {k}")
         if config.diagnose_every:
             self.hooks.append(DiagnosticsHook(every=config.diagnose_every))
         if config.minutes:

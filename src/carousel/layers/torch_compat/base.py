@@ -120,7 +120,9 @@ class TorchCompatible(TorchNames):
         kind = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(self.mode)
         extras = [n for n in ("residual", "skip_input", "variational") if getattr(self.stack, n)]
         if kind is None or extras or any(c.fused_mode()[0] is None for c in self.cells()):
-            raise ValueError(f"{type(self).__name__} with {', '.join(extras) or self.cells()[0].kind} has no torch.nn equivalent")
+            reasons = [f"{n}=True" for n in extras] + [why for c in self.cells()[:1] for mode, why in [c.fused_mode()] if mode is None and why]
+            raise ValueError(f"{type(self).__name__} with {', '.join(extras) or self.cells()[0].kind} has no torch.nn equivalent"
+                             + (f" ({'; '.join(reasons)})" if reasons else "") + "; expected torch.nn's own options only")
         options = {"nonlinearity": self.mode[4:].lower()} if kind == "RNN" else {"proj_size": self.proj_size} if kind == "LSTM" else {}
         weight = next(self.parameters())
         module = getattr(nn, kind)(self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=self.batch_first,

@@ -86,6 +86,11 @@ class CharLMOptions(StreamOptions):
         for name in ("zoneout_h", "zoneout_c"):
             check_rate(getattr(self, name), name, allow_one=True)
         object.__setattr__(self, "corpus", absolute_corpus(self.corpus))
+        if self.sampling == "none":
+            for name, default in (("sampling_k", 1.0), ("sampling_c", 0.0), ("sampling_min", 0.0)):
+                if getattr(self, name) != default:
+                    raise ValueError(f"expected {name} at its default {default:g} with sampling 'none', which would ignore it "
+                                     f"(choose a decay with --sampling), got {getattr(self, name)!r}")
         if self.sampling != "none" and self.bptt_back not in (0, self.bptt):
             raise ValueError("scheduled sampling needs bptt_back equal to bptt (or 0): windows must not overlap")
         self.schedule()  # validates the constants

@@ -42,6 +42,9 @@ class ReachabilityOptions:
             raise ValueError(f"expected nodes >= {4 if self.family == 'chains' else 2} for {self.family} graphs, got {self.nodes}")
         if not self.degree > 0:
             raise ValueError(f"expected degree > 0, got {self.degree}")
+        if self.family == "random" and self.degree >= self.nodes - 1:
+            raise ValueError(f"expected degree < nodes - 1 = {self.nodes - 1} (the most edges a node can have), got {self.degree:g}: "
+                             "every graph would be complete, so no target would be unreachable")
 
 
 class ReachabilityModel(nn.Module):
