@@ -37,6 +37,13 @@ CHARLM_ONLY = [
     ("--sampling-k", "0", "sampling_k"), ("--sampling-min", "0.5", "sampling_min"),
 ]
 REACHABILITY_ONLY = [("--degree", "100", "degree"), ("--degree", "5", "degree")]  # complete graphs: no unreachable target
+CODENAME_ONLY = [("--classes", "1", "classes"), ("--vocab", "1", "vocab"), ("--max-nodes", "1", "max_nodes")]
+DEPTAG_ONLY = [("--vocab", "1", "vocab")]
+# (options given first, flag, value, words): a --cell that the non-tree encoder would not use
+WITH_OTHERS = {
+    "exprtree": [(("--encoder", "sequence"), "--cell", "child_sum_lstm", "cell")],
+    "deptag": [(("--encoder", "bilstm"), "--cell", "tree_gru", "cell")],
+}
 TINY = {"length": "5", "hidden": "8", "eval_size": "20", "nodes": "6", "propagation": "2"}  # tiny settings of any task
 
 
@@ -51,7 +58,7 @@ def task_option_cases(task: str) -> list[tuple[str, str, str]]:
             cases.append((flag, "nan", name))
         elif kind is str and choices_of(field) is not None:
             cases.append((flag, "bogus-name", name))
-    return cases + {"charlm": CHARLM_ONLY, "reachability": REACHABILITY_ONLY}.get(task, [])
+    return cases + {"charlm": CHARLM_ONLY, "reachability": REACHABILITY_ONLY, "codename": CODENAME_ONLY, "deptag": DEPTAG_ONLY}.get(task, [])
 
 
 EVERY_TASK = [("--steps", "0", "steps"), ("--lr", "inf", "lr"), ("--minutes", "inf", "minutes"), ("--batch-size", "0", "batch_size")]
@@ -62,11 +69,13 @@ def train_cases():
     cases and every task option on each task."""
     for task in task_names():
         for flag, value, name in (TRAINER if task == "adding" else EVERY_TASK) + task_option_cases(task):
-            yield pytest.param(task, flag, value, name, id=f"{task}{flag}={value}")
+            yield pytest.param(task, (), flag, value, name, id=f"{task}{flag}={value}")
+        for others, flag, value, name in WITH_OTHERS.get(task, []):
+            yield pytest.param(task, others, flag, value, name, id=f"{task}{''.join(others)}{flag}={value}")
 
 
-@pytest.mark.parametrize("task,flag,value,name", list(train_cases()))
-def test_train_refuses_a_bad_option(task, flag, value, name, tmp_path, monkeypatch):
+@pytest.mark.parametrize("task,others,flag,value,name", list(train_cases()))
+def test_train_refuses_a_bad_option(task, others, flag, value, name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if task == "charlm":
         base = CHARLM + ["--corpus", str(corpus(tmp_path))]
@@ -77,7 +86,7 @@ def test_train_refuses_a_bad_option(task, flag, value, name, tmp_path, monkeypat
     if flag in base:  # the case's value replaces the tiny setting
         i = base.index(flag)
         base = base[:i] + base[i + 2:]
-    code, text = invoke("train", task, *base, "--steps", "1", flag, value)
+    code, text = invoke("train", task, *base, "--steps", "1", *others, flag, value)
     plain_error(code, text, flag if value in ("many", "fast") else value)
     assert "expected" in text or "valid:" in text or "valid integer" in text or "valid number" in text, text
     assert name in text.replace("-", "_") or flag in text, text

@@ -118,7 +118,7 @@ def test_length_buckets_cover_an_epoch_once_with_similar_lengths_together():
 
 
 def test_options_are_checked():
-    with pytest.raises(ValueError, match="expected max_nodes >= 1, got 0"):
+    with pytest.raises(ValueError, match="expected max_nodes >= 10, got 0"):
         CodeNameOptions(max_nodes=0)
     with pytest.raises(ValueError, match="expected max_functions >= 0"):
         CodeNameOptions(max_functions=-1)
@@ -138,4 +138,4 @@ def test_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 steps" in result.output and (run / "checkpoints" / "best.safetensors").exists()
     bad = CliRunner().invoke(app, ["train", "codename", "--max-nodes", "0", "--run-dir", str(tmp_path / "bad")])
-    assert bad.exit_code == 2 and "expected max_nodes >= 1, got 0" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "expected max_nodes >= 10, got 0" in bad.output and "Traceback" not in bad.output

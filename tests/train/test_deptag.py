@@ -117,7 +117,7 @@ def test_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 steps" in result.output and (run / "checkpoints" / "best.safetensors").exists()
     bad = CliRunner().invoke(app, ["train", "deptag", "--vocab", "0", "--run-dir", str(tmp_path / "bad")])
-    assert bad.exit_code == 2 and "expected vocab >= 1, got 0" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "expected vocab >= 2 (word ids for at least two training forms besides <unk>), got 0" in bad.output and "Traceback" not in bad.output
 
 
 def test_a_missing_treebank_is_one_line_on_the_command_line(monkeypatch, tmp_path):

@@ -288,6 +288,9 @@ def stdlib_functions(split: str, *, max_nodes: int = 300, limit: int | None = No
                 too_large += 1
             elif limit is None or len(kept) < limit:
                 kept.append(fn)
+    if not kept and too_large:
+        raise ValueError(f"no function of the {split!r} split fits within the node budget of {max_nodes} AST nodes "
+                         f"({too_large} have more); raise max_nodes (--max-nodes)")
     if not kept:
         raise ValueError(f"found no functions of the {split!r} split under {root!r} ({missing} pinned files missing)")
     return FunctionSet(split, tuple(kept), used, too_large, missing)

@@ -42,15 +42,16 @@ from ..task import Shard, StepOutput, Task
 ENCODERS = ("sequence", "tree", "graph")
 SPECIALS = ("<pad>", "<unk>", "<str>", "<num>")
 EVAL_BATCH = 256
+MIN_NODES = 10  # the least node budget: under it a split keeps a few dozen functions or none
 
 
 @dataclass(frozen=True)
 class CodeNameOptions:
     encoder: str = option("tree", "what reads a function: 'sequence' (LSTM over its tokens), 'tree' (Child-Sum Tree-LSTM over its AST) or 'graph' (gated graph network over its AST with token and variable edges)", choices=ENCODERS)
-    classes: int = option(20, "the most frequent first words kept as classes; the rest are 'other'")
-    max_nodes: int = option(300, "node budget: functions with more AST nodes are left out of every split")
+    classes: int = option(20, "the most frequent first words kept as classes (at least 2); the rest are 'other'")
+    max_nodes: int = option(300, f"node budget (at least {MIN_NODES}): functions with more AST nodes are left out of every split")
     max_functions: int = option(0, "train on the first N training functions only, in file order (0: all)")
-    vocab: int = option(5000, "token or node-label vocabulary: the N most frequent in the training functions")
+    vocab: int = option(5000, "token or node-label vocabulary: the N most frequent in the training functions (at least 2)")
     embed: int = option(64, "token or node-label embedding size (the graph encoder embeds to hidden)")
     hidden: int = option(64, "state size of the LSTM, Tree-LSTM or graph nodes")
     propagation: int = option(6, "propagation steps K of the gated graph network")
@@ -58,8 +59,18 @@ class CodeNameOptions:
 
     def __post_init__(self) -> None:
         for name in ("classes", "max_nodes", "vocab", "embed", "hidden", "propagation"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"expected {name} to be an integer, got {getattr(self, name)!r}")
+        for name in ("embed", "hidden", "propagation"):
+            if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)!r}")
+        if self.classes < 2:
+            raise ValueError(f"expected classes >= 2 (first words kept as classes besides 'other'), got {self.classes!r}")
+        if self.vocab < 2:
+            raise ValueError(f"expected vocab >= 2 (tokens or node labels besides the special ids), got {self.vocab!r}")
+        if self.max_nodes < MIN_NODES:
+            raise ValueError(f"expected max_nodes >= {MIN_NODES}, got {self.max_nodes!r}: the smallest functions have 3 or 4 AST "
+                             f"nodes, so a smaller node budget leaves out nearly every function; raise --max-nodes")
         for name in ("max_functions", "eval_size"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"expected {name} >= 0 (0: all), got {getattr(self, name)!r}")

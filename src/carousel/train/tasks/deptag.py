@@ -41,13 +41,14 @@ from ..task import Shard, StepOutput, Task
 
 ENCODERS = ("tree", "bilstm")
 UP_CELLS = ("child_sum_lstm", "tree_gru", "recursive_shared")  # order-free: any number of children
+DEFAULT_CELL = "child_sum_lstm"
 EVAL_CHUNK = 512  # sentences per evaluation batch
 
 
 @dataclass(frozen=True)
 class DepTagOptions:
     encoder: str = option("tree", "'tree': bidirectional tree layer over the dependency tree; 'bilstm': BiLSTM over the words in order", choices=ENCODERS)
-    cell: str = option("child_sum_lstm", "bottom-up tree cell of the tree encoder", choices=UP_CELLS)
+    cell: str = option(DEFAULT_CELL, "bottom-up tree cell of the tree encoder (not used by the bilstm encoder)", choices=UP_CELLS)
     vocab: int = option(5000, "word ids for the N most frequent training forms (the rest: <unk>)")
     embedding: int = option(64, "word embedding size")
     hidden: int = option(64, "hidden units per direction (up and down for the tree)")
@@ -55,12 +56,17 @@ class DepTagOptions:
     dropout: float = option(0.2, "dropout on the word inputs and on the encoder's states")
 
     def __post_init__(self) -> None:
-        for name in ("vocab", "embedding", "hidden"):
+        if not isinstance(self.vocab, int) or self.vocab < 2:
+            raise ValueError(f"expected vocab >= 2 (word ids for at least two training forms besides <unk>), got {self.vocab!r}")
+        for name in ("embedding", "hidden"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)!r}")
         if not isinstance(self.chars, int) or self.chars < 0:
             raise ValueError(f"expected chars >= 0 (0: off), got {self.chars!r}")
         check_rate(self.dropout, "dropout")
+        if self.encoder != "tree" and self.cell != DEFAULT_CELL:
+            raise ValueError(f"expected no cell with encoder {self.encoder!r} (cell chooses the bottom-up cell of the tree encoder "
+                             f"and is not used by the {self.encoder} encoder), got cell {self.cell!r}; use --encoder tree or drop --cell")
 
 
 class TagBatch(NamedTuple):

@@ -42,13 +42,14 @@ from ..task import Shard, StepOutput, Task
 VALID_SEED, TEST_SEED = 4_000_037, 4_000_049  # fixed: every run is scored on the same trees
 ENCODERS = ("tree", "sequence")
 POSITIONAL_CELLS = ("nary_lstm", "recursive_positional")
+DEFAULT_CELL = "nary_lstm"
 EVAL_CHUNK = 500
 
 
 @dataclass(frozen=True)
 class ExprTreeOptions:
     encoder: str = option("tree", "'tree': a Tree-LSTM over the tree; 'sequence': an LSTM over the bracketed string", choices=ENCODERS)
-    cell: str = option("nary_lstm", "tree cell of the tree encoder (nary_lstm: N-ary Tree-LSTM; child_sum_lstm: Child-Sum)", choices=TREE_CELLS)
+    cell: str = option(DEFAULT_CELL, "tree cell of the tree encoder (nary_lstm: N-ary Tree-LSTM; child_sum_lstm: Child-Sum); not used by the sequence encoder", choices=TREE_CELLS)
     depth: int = option(4, "training and validation trees have depths 1 to this")
     test_depth: int = option(8, "test trees have depths depth+1 to this, each scored apart (acc_dK)")
     operators: str = option("+,-,*", "comma-separated operators among +, -, *, max, min")
@@ -66,6 +67,9 @@ class ExprTreeOptions:
         if not self.depth < self.test_depth <= MAX_DEPTH:
             raise ValueError(f"expected test_depth from depth + 1 = {self.depth + 1} to {MAX_DEPTH}, got {self.test_depth}")
         parse_operators(self.operators)
+        if self.encoder != "tree" and self.cell != DEFAULT_CELL:
+            raise ValueError(f"expected no cell with encoder {self.encoder!r} (cell chooses the tree cell of the tree encoder and "
+                             f"is not used by the {self.encoder} encoder), got cell {self.cell!r}; use --encoder tree or drop --cell")
 
     def depths(self, split: str) -> range:
         """The tree depths of a split: 1..depth for train and valid, depth+1..test_depth for test."""
