@@ -14,6 +14,10 @@ from carousel.structures import (
 from edges.api_matrix import Case, parametrize, raises, run_case
 
 I, H = 3, 4
+
+
+def _assert(condition: bool) -> None:
+    assert condition
 TREES = ["(S (NP the cat) (VP sat))", "(S a b)"]
 
 
@@ -118,6 +122,10 @@ CASES = [
     Case("child-sum-bad-device", lambda: ChildSumTreeLSTMCell(I, H, device="gpu7"), raises(ValueError, "expected a device", "'gpu7'")),
     Case("child-sum-bias-str", lambda: ChildSumTreeLSTMCell(I, H, bias="yes"), raises(TypeError, "bias", "True or False", "'yes'")),
     Case("nary-arity-none", lambda: NaryTreeLSTMCell(I, H, max_arity=None), raises(ValueError, "max_arity", "got None")),
+    Case("encoder-arity-for-order-free-cell", lambda: TreeEncoder(10, I, H, cell="child_sum_lstm", max_arity=2),
+         raises(ValueError, "'child_sum_lstm'", "expected max_arity=None, got 2")),
+    Case("encoder-arity-for-positional-cell", lambda: TreeEncoder(10, I, H, cell="nary_lstm", max_arity=2).layer.cell,
+         lambda cell: _assert(isinstance(cell, NaryTreeLSTMCell) and cell.max_arity == 2)),
     # ---- tree layers: node inputs of another dtype or device, integer inputs, a batch elsewhere ----
     Case("up-float64-x", lambda: _up()(_x(dtype=torch.float64), _trees()), raises(ValueError, "torch.float32", "torch.float64")),
     Case("up-reference-float64-x", lambda: _up(backend="reference")(_x(dtype=torch.float64), _trees()),

@@ -20,11 +20,15 @@ TREE_CELLS = ("child_sum_lstm", "nary_lstm", "tree_gru", "recursive_shared", "re
 def make_tree_cell(name: str, input_size: int, hidden_size: int, *, max_arity: int | None = None, **kw) -> TreeCell:
     """A tree cell by name (``TREE_CELLS``); ``max_arity`` for the positional ones (``nary_lstm``,
     ``recursive_positional``), where it sets the child positions; the order-free cells take any number
-    of children and do not use it (so one call can serve every name). Raises ``ValueError`` for an
-    unknown name or a missing ``max_arity``."""
+    of children and refuse it. Raises ``ValueError`` for an unknown name, a missing ``max_arity``, or
+    one given to an order-free cell."""
     check_choice(name, TREE_CELLS, "tree cell")
-    if name in ("nary_lstm", "recursive_positional") and max_arity is None:
+    positional = name in ("nary_lstm", "recursive_positional")
+    if positional and max_arity is None:
         raise ValueError(f"tree cell {name!r} has one weight per child position and needs max_arity")
+    if not positional and max_arity is not None:
+        raise ValueError(f"tree cell {name!r} takes any number of children with shared weights and has no use for "
+                         f"max_arity; expected max_arity=None, got {max_arity!r}")
     if name == "child_sum_lstm":
         return ChildSumTreeLSTMCell(input_size, hidden_size, **kw)
     if name == "nary_lstm":
@@ -32,7 +36,7 @@ def make_tree_cell(name: str, input_size: int, hidden_size: int, *, max_arity: i
     if name == "tree_gru":
         return TreeGRUCell(input_size, hidden_size, **kw)
     weights = name.split("_")[1]
-    return RecursiveCell(input_size, hidden_size, weights=weights, max_arity=max_arity if weights == "positional" else None, **kw)
+    return RecursiveCell(input_size, hidden_size, weights=weights, max_arity=max_arity, **kw)
 
 
 class TreeEncoder(nn.Module):
