@@ -17,6 +17,7 @@ from carousel.train import Hook, build_config, get_task, latest_checkpoint, load
 from carousel.train.batches import derive_seed
 from carousel.train.task import Shard
 from carousel.train.tasks.exprtree import TEST_SEED, VALID_SEED, Tokens, tree_batch
+from train_toys import last_eval
 
 TINY = {"depth": 2, "test_depth": 4, "hidden": 8, "embed": 4, "eval_size": 40}
 
@@ -130,8 +131,7 @@ def test_a_short_run_beats_the_majority_class_by_a_wide_margin(tmp_path, encoder
                                        "hidden": 32, "embed": 16, "eval_size": 200, "steps": 150, "lr": 0.01,
                                        "eval_every": 150, "checkpoint_every": 150, "progress": False})
     train_run(config, tmp_path / "run")
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in records if r.get("kind") == "eval"][-1]
+    final = last_eval(tmp_path / "run")
     assert final["majority"] < 0.2
     assert final["accuracy"] > final["majority"] + 0.5, final
 

@@ -2,7 +2,6 @@
 function of (seed, step) and split over ranks, a short run that beats the majority class by a wide
 margin, and the command line."""
 
-import json
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from carousel.train import build_config, get_task, train_run
 from carousel.train.batches import derive_seed
 from carousel.train.task import Shard
 from carousel.train.tasks.reachability import VALID_SEED
+from train_toys import last_eval
 
 TINY = {"nodes": 8, "hidden": 6, "propagation": 2, "eval_size": 600}
 
@@ -61,8 +61,7 @@ def test_a_short_run_beats_the_majority_class_by_a_wide_margin(tmp_path):
     config = build_config("reachability", {"hidden": 16, "eval_size": 500, "steps": 200, "lr": 0.01, "batch_size": 32,
                                            "eval_every": 200, "checkpoint_every": 200, "progress": False})
     train_run(config, tmp_path / "run")
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in records if r.get("kind") == "eval"][-1]
+    final = last_eval(tmp_path / "run")
     assert final["majority"] < 0.56
     assert final["accuracy"] > final["majority"] + 0.25, final
 

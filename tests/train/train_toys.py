@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from carousel.train import (
     Streams,
     Task,
     option,
+    read_metrics,
     run_window,
 )
 from carousel.train.tasks.adding import AddingOptions, AddingTask
@@ -92,3 +94,8 @@ class Flaky(AddingTask):
             w = next(model.parameters())  # d sqrt(u)/du is infinite at u = 0: a finite loss, a nan gradient
             return out._replace(loss=out.loss + torch.sqrt((w * 0).abs().sum()))
         return out
+
+
+def last_eval(run_dir) -> dict:
+    """The last evaluation record a run wrote to its ``metrics.jsonl``."""
+    return [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("kind") == "eval"][-1]
