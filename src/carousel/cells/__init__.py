@@ -8,6 +8,7 @@ from .gru import GRUCell
 from .init import henaff_rotations, set_spectral_radius_, uniform_init_
 from .lstm import LSTMCell
 from .minimal import MinGRUCell, MinLSTMCell
+from .mixture import MixtureCell, importance_loss
 from .orthogonal import OrthogonalCell
 from .registry import cell_names, cell_summary, make_cell, register_cell
 
@@ -26,6 +27,8 @@ __all__ = [
     "OrthogonalCell",
     "MinGRUCell",
     "MinLSTMCell",
+    "MixtureCell",
+    "importance_loss",
     "uniform_init_",
     "set_spectral_radius_",
     "henaff_rotations",

@@ -4,6 +4,7 @@ torch-compatible drop-ins)."""
 from .base import SequenceLayer, reverse_padded
 from .bidirectional import Bidirectional
 from .deep import Deep
+from .mixture import MixtureOfExperts
 from .recurrent import Recurrent
 from .torch_compat import GRU, LSTM, RNN
 from .variational import PLACES, VariationalLayer, add_variational_dropout
@@ -13,6 +14,7 @@ __all__ = [
     "Recurrent",
     "Deep",
     "Bidirectional",
+    "MixtureOfExperts",
     "RNN",
     "LSTM",
     "GRU",
