@@ -33,6 +33,7 @@ from torch.nn.utils.rnn import pad_sequence
 from ...data.codename import (EDGE_TYPES, TOKEN_FALLBACK, CodeFunction, FunctionSet, class_index, graph_edges,
                               name_classes, stdlib_functions, top_vocabulary)
 from ...models import RecurrentModel
+from ...models.parts import last_step
 from ...structures import GatedGraphNetwork, GatedSumReadout, Graph, GraphBatch, TreeBatch, TreeEncoder
 from ..batches import SeededBatches, derive_seed
 from ..config import option
@@ -101,7 +102,7 @@ class SequenceNamer(nn.Module):
 
     def forward(self, batch: TokenBatch) -> Tensor:
         logits, _ = self.rnn(batch.ids)  # (B, T, C)
-        return logits[torch.arange(logits.shape[0], device=logits.device), batch.lengths - 1]  # (B, C)
+        return last_step(logits, batch.lengths)  # (B, C)
 
 
 class TreeNamer(nn.Module):
