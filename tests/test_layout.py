@@ -74,6 +74,12 @@ def test_runners_ask_cells_and_never_probe_them():
         assert not any("regularize" in m for m in modules), f"{path.name} knows a regulariser"
 
 
+def assert_prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (nothing imported yet) and check it printed ``ok``."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_import_carousel_stays_light_and_names_are_single():
     code = (
         "import sys, carousel, carousel.runners.fused\n"
@@ -82,8 +88,7 @@ def test_import_carousel_stays_light_and_names_are_single():
         "assert callable(carousel.run) and carousel.run is carousel.runners.run\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    assert_prints_ok(code)
 
 
 def test_listing_the_tasks_imports_no_optional_or_heavy_library():
@@ -95,5 +100,4 @@ def test_listing_the_tasks_imports_no_optional_or_heavy_library():
         "assert not heavy, heavy\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    assert_prints_ok(code)
