@@ -27,6 +27,7 @@ from . import study as _study  # noqa: E402,F401
 from . import diagnose as _diagnose  # noqa: E402,F401
 from . import runs as _runs  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
+from . import data as _data  # noqa: E402,F401
 
 
 def main() -> None:
