@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .._checks import ShapeError, check_lengths, check_number, check_size, shape_str
 from .draw import check_sampling, next_token
 from .heads import valid_mask
-from .parts import CellFactory, cell_factory, check_token_ids, recurrent_stack
+from .parts import CellFactory, bridge_maps, bridge_state, cell_factory, check_token_ids, recurrent_stack
 
 
 class GeneratedSequences(NamedTuple):
@@ -75,13 +75,7 @@ class SequenceGenerator(nn.Module):
         self.rnn = recurrent_stack(cell_factory(cell, cell_options), embed_size, [hidden_size] * layers,
                                    dropout=dropout, backend=backend)
         # one linear map per layer and per state component (h, and c for an LSTM)
-        self.init_maps = nn.ModuleList()
-        self._state_types = []
-        for layer in self.rnn.layers:
-            s = layer.cell.initial_state(0)
-            parts = tuple(s) if isinstance(s, tuple) else (s,)
-            self._state_types.append(type(s) if isinstance(s, tuple) else None)
-            self.init_maps.append(nn.ModuleList(nn.Linear(self.cond_size, p.shape[-1]) for p in parts))
+        self.init_maps, self._state_types = bridge_maps(self.rnn, self.cond_size)
         self.head = nn.Linear(self.rnn.output_size, V)
 
     def _check_cond(self, cond: object) -> Tensor:
@@ -99,12 +93,7 @@ class SequenceGenerator(nn.Module):
     def initial_state(self, cond: Tensor) -> tuple:
         """The stack's initial state from ``cond`` (B, D): one entry per layer, each in its cell's
         state form, every component ``tanh(W c + b)`` (B, H)."""
-        cond = self._check_cond(cond)
-        states = []
-        for maps, kind in zip(self.init_maps, self._state_types):
-            parts = [torch.tanh(m(cond)) for m in maps]
-            states.append(kind(*parts) if kind is not None else parts[0])
-        return tuple(states)
+        return bridge_state(self.init_maps, self._state_types, self._check_cond(cond))
 
     def step(self, inputs: Tensor, state: Any) -> tuple[Tensor, Any]:
         """The decoder on input tokens ``inputs`` (B, T) (each the previous token) from ``state``:

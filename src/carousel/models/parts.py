@@ -11,7 +11,7 @@ import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._checks import ShapeError, check_lengths, check_rate, check_size, shape_str
 from ..cells import Cell, make_cell
@@ -101,3 +101,29 @@ def last_step(y: Tensor, lengths: Any = None) -> Tensor:
         return y[:, -1]  # (B, H)
     last = check_lengths(lengths, y.shape[0], y.shape[1], device=y.device).to(y.device) - 1  # integers in [1, T], else raise
     return y[torch.arange(y.shape[0], device=y.device), last]  # (B, H)
+
+
+def bridge_maps(stack: Deep, in_size: int) -> tuple[nn.ModuleList, list]:
+    r"""The learned bridge from a vector (B, D) to every layer's initial state of a ``Deep`` stack of
+    ``Recurrent`` layers: one ``nn.Linear(D, size)`` per layer and per state component (h, and c for
+    an LSTM), and each layer's state type (None where the state is one tensor). ``bridge_state``
+    applies them: :math:`s^{l,k}_0 = \tanh(W_{l,k} c + b_{l,k})`, the decoder initialisation of Cho
+    et al. 2014 ("Learning Phrase Representations using RNN Encoder-Decoder", :math:`\tanh(V' c)`)."""
+    in_size = check_size(in_size, "the bridge's input size")
+    maps, kinds = nn.ModuleList(), []
+    for layer in stack.layers:
+        s = layer.cell.initial_state(0)
+        parts = tuple(s) if isinstance(s, tuple) else (s,)
+        kinds.append(type(s) if isinstance(s, tuple) else None)
+        maps.append(nn.ModuleList(nn.Linear(in_size, p.shape[-1]) for p in parts))
+    return maps, kinds
+
+
+def bridge_state(maps: nn.ModuleList, kinds: list, cond: Tensor) -> tuple:
+    """The stack's initial state from ``cond`` (B, D) through ``bridge_maps``' maps: one entry per
+    layer in its cell's state form, every component ``tanh(W c + b)`` (B, H)."""
+    states = []
+    for layer_maps, kind in zip(maps, kinds):
+        parts = [torch.tanh(m(cond)) for m in layer_maps]
+        states.append(kind(*parts) if kind is not None else parts[0])
+    return tuple(states)
