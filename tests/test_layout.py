@@ -17,10 +17,12 @@ SRC = Path(carousel.__file__).parent
 ROOT = SRC.parent.parent
 LINT = Path(sys.executable).with_name("lint-imports")
 # what may be imported inside a function: plotting and logging back ends that are optional extras,
-# and scikit-learn's metrics and baselines, which only an evaluation needs (imported with the task
-# registry, it would add a second to every command)
+# scikit-learn's metrics and baselines, which only an evaluation needs (imported with the task
+# registry, it would add a second to every command), and the readers and scorers of the real-data
+# tasks (Biopython, sacrebleu, rapidfuzz: the 'real' extra)
 LAZY = {"matplotlib", "matplotlib.figure", "matplotlib.pyplot", "torch.utils.tensorboard", "sklearn.feature_extraction",
-        "sklearn.feature_extraction.text", "sklearn.linear_model", "sklearn.metrics", "sklearn.pipeline"}
+        "sklearn.feature_extraction.text", "sklearn.linear_model", "sklearn.metrics", "sklearn.pipeline",
+        "sklearn.neighbors", "Bio", "Bio.SeqIO", "sacrebleu", "rapidfuzz.distance"}
 
 
 def lint(pythonpath: Path | None = None) -> subprocess.CompletedProcess:
