@@ -58,7 +58,9 @@ def test_a_width_given_by_hand_is_measured_not_chosen(monkeypatch):
 
 def test_measure_rate_times_real_training_steps():
     rate = measure_rate(Candidate(16, "fp32"), 20, steps=1)
-    assert rate > 1000  # characters per second of a tiny model on any CPU
+    # a rate, not a threshold: how fast depends on the machine and its load (a busy 2-core machine
+    # measured 830 characters per second here, an idle one 10 times more)
+    assert math.isfinite(rate) and rate > 0
 
 
 def test_a_burst_of_load_during_one_measurement_does_not_decide_the_choice():
