@@ -261,3 +261,31 @@ def test_report_embeds_the_samples_and_activation_page_a_run_wrote(charlm_report
     assert "<pre>--- temperature 0.5 ---\nthe &lt;market&gt; &amp; co\n</pre>" in page
     assert '<a href="activations.html">' in page
     assert 'srcdoc="&lt;!DOCTYPE html&gt;&lt;p id=&quot;viewer&quot;&gt;units &amp; &quot;quotes&quot;&lt;/p&gt;"' in page
+
+
+TRANSDUCE = ["--problem", "reverse", "--length", "4", "--symbols", "4", "--hidden", "8", "--batch-size", "4", "--eval-size", "8",
+             "--steps", "3", "--eval-every", "3", "--no-progress"]
+
+
+def test_report_draws_the_tasks_picture_of_the_best_checkpoint(tmp_path):
+    """A task that draws its model (here transduce's attention map) gets a Picture section with that
+    PNG; one whose picture cannot be drawn (no attention) says why; one without a picture has none."""
+    code, text = invoke("train", "transduce", *TRANSDUCE, "--run-dir", str(tmp_path / "attn"))
+    assert code == 0, text
+    code, text = invoke("report", str(tmp_path / "attn"))
+    assert code == 0, text
+    page = (tmp_path / "attn" / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("<h2>Picture</h2>"):]
+    assert "step 3" in section
+    found = re.findall(r'<figure data-plot="task"><img [^>]*src="(data:image/png;base64,[^"]+)"', section)
+    assert len(found) == 1 and min(png_size(found[0])) > 100
+    code, text = invoke("train", "transduce", *TRANSDUCE, "--attention", "none", "--run-dir", str(tmp_path / "plain"))
+    assert code == 0, text
+    assert invoke("report", str(tmp_path / "plain"))[0] == 0
+    page = (tmp_path / "plain" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Picture</h2><p>Not drawn: this model has no attention" in page and 'data-plot="task"' not in page
+
+
+def test_report_of_a_task_without_a_picture_has_no_picture_section(runs, tmp_path):
+    assert invoke("report", str(runs / "done"), "--out", str(tmp_path / "page.html"))[0] == 0
+    assert "<h2>Picture</h2>" not in (tmp_path / "page.html").read_text(encoding="utf-8")

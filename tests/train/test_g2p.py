@@ -124,6 +124,11 @@ def test_attention_follows_the_letters(trained, tmp_path):
     for name, what in (("three.png", words), ("one.png", "bodmin")):  # one panel per word; one word alone
         path = plot_alignment(model, what, tmp_path / name)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    task = trained[0]
+    picture = task.plot(model, tmp_path / "task.png", split="valid", count=2)  # what `carousel report` embeds
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and type(task).has_picture()
+    with pytest.raises(ValueError, match="count >= 1"):
+        task.plot(model, tmp_path / "none.png", count=0)
 
 
 def test_training_pairs_one_per_pronunciation_or_the_first(trained):

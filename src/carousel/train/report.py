@@ -7,7 +7,9 @@ with the clipping threshold, the learning rate, the throughput, and every other 
 training or validation record holds and that changes), the validation evaluations, the
 evaluation table of ``eval.json``, the diagnostics plots and verdicts when the run recorded a
 history (``diagnostics.jsonl``, or the PNGs of ``carousel diagnose``), the samples
-(``samples.txt``), and for a language model the activation page (``activations.html``).
+(``samples.txt``), for a language model the activation page (``activations.html``), and for a
+task that draws a picture of its model (``Task.plot``: attention maps of ``transduce``, ``g2p`` and
+``caption``, completed digits, the winning experts of ``regimes``) that picture of the best checkpoint.
 For a ``charlm`` run without samples or an activation page, the report draws both from the
 best checkpoint (``compute=False`` turns that off).
 
@@ -29,12 +31,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from ..decode import generate
 from ..diagnostics import activation_page, load_history, rank_units, record_activations
 from ..diagnostics.plots import write_plots
 from ..diagnostics.snapshot import HISTORY_FILE
 from .checkpoint_file import CheckpointError
 from .registry import get_task
+from .run import load_run_model
 from .run_status import RunInfo, age_text, read_run
 from .tasks.charlm import CharLMTask, load_char_lm
 
@@ -240,6 +245,29 @@ def _language_model_sections(info: RunInfo, run_dir: Path, out: Path, compute: b
     return "\n".join(parts)
 
 
+def _picture_section(info: RunInfo, run_dir: Path, compute: bool) -> str:
+    """The task's own picture of the best checkpoint (``Task.plot``: an attention map, completed
+    images, the winning experts), for tasks that draw one; a note when it cannot be drawn."""
+    try:
+        offers = get_task(info.task).has_picture()
+    except ValueError:
+        return ""
+    if not (offers and compute):
+        return ""
+    try:
+        task, model, path, meta = load_run_model(run_dir)
+        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+            picture = task.plot(model, Path(tmp) / "picture.png", split=task.splits[0])
+            uri = _file_uri(Path(picture))
+    except ImportError as err:  # matplotlib, or a package with the task's data
+        return f"<h2>Picture</h2><p>Not drawn: {html.escape(str(err))}</p>"
+    except (CheckpointError, ValueError, OSError) as err:
+        return f"<h2>Picture</h2><p>Not drawn: {html.escape(str(err))}</p>"
+    return (f"<h2>Picture</h2><p>Drawn by the report from checkpoint <code>{html.escape(path.name)}</code> "
+            f"(step {html.escape(str(meta.get('step')))}) on the {html.escape(task.splits[0])} split:</p>"
+            f'<figure data-plot="task"><img alt="{html.escape(info.task)}: the model at work" src="{uri}"></figure>')
+
+
 def _activation_text_source() -> str:
     return f"the first {PAGE_CHARS:,} characters of the validation text (or of the samples when the corpus is not at hand)"
 
@@ -289,7 +317,8 @@ def report_html(run_dir: str | os.PathLike, *, out: str | os.PathLike | None = N
             f"last write {html.escape(age_text(now - info.updated))}</p>"
             f"<p>Run directory: <code>{html.escape(str(run_dir.resolve()))}</code></p>")
     sections = [head, _config_section(info), _curves_section(info), _evaluations_section(info, run_dir),
-                _diagnostics_section(run_dir), _language_model_sections(info, run_dir, out, compute)]
+                _diagnostics_section(run_dir), _picture_section(info, run_dir, compute),
+                _language_model_sections(info, run_dir, out, compute)]
     body = "\n".join(s for s in sections if s)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")

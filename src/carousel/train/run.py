@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+from torch import nn
 
 try:
     import tomllib
@@ -346,14 +347,13 @@ def resolve_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Path:
     return path
 
 
-def evaluate_run(run_dir: str | Path, *, split: str | None = None, checkpoint: str = "best", save: bool = True) -> dict[str, Any]:
-    """Score a checkpoint (``"best"``, ``"latest"`` or a file path) of the run in ``run_dir`` on
-    ``split`` (every split of the task when None); with ``save`` the result also goes to ``eval.json``
-    (``save_evaluation``; the command line prints the result first, so a read-only run keeps it)."""
+def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Task, nn.Module, Path, dict[str, Any]]:
+    """The task of the run in ``run_dir``, its model with the weights of ``checkpoint`` (``"best"``,
+    ``"latest"`` or a file path) in evaluation mode, the checkpoint's path and its metadata. Raises
+    ``CheckpointError`` when there is no such checkpoint or it belongs to another task."""
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     task = config.make_task()
-    splits = task.splits if split is None else (task.check_split(split),)
     path = resolve_checkpoint(run_dir, checkpoint)
     tensors, meta = load_checkpoint(path)
     if meta.get("run", {}).get("task") != config.task:
@@ -362,6 +362,15 @@ def evaluate_run(run_dir: str | Path, *, split: str | None = None, checkpoint: s
     model = task.build_model()
     load_model_weights(model, tensors, path)
     model.eval()
+    return task, model, path, meta
+
+
+def evaluate_run(run_dir: str | Path, *, split: str | None = None, checkpoint: str = "best", save: bool = True) -> dict[str, Any]:
+    """Score a checkpoint (``"best"``, ``"latest"`` or a file path) of the run in ``run_dir`` on
+    ``split`` (every split of the task when None); with ``save`` the result also goes to ``eval.json``
+    (``save_evaluation``; the command line prints the result first, so a read-only run keeps it)."""
+    task, model, path, meta = load_run_model(run_dir, checkpoint)
+    splits = task.splits if split is None else (task.check_split(split),)
     result: dict[str, Any] = {"checkpoint": str(path), "step": meta.get("step"), "splits": {}}
     with torch.no_grad():
         for s in splits:

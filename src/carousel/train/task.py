@@ -115,6 +115,18 @@ class Task:
         ``monitor``. The evaluation data should not depend on the training seed, so runs compare."""
         raise NotImplementedError
 
+    def plot(self, model: nn.Module, path: Any, split: str = "valid") -> Any:
+        """Optional: a picture of what ``model`` does on ``split`` (an attention map, completed images,
+        the expert that wins at each step) saved as a PNG at ``path``; returns the path. Tasks that
+        offer one override this; ``carousel report`` puts it on the run's page. Raises
+        ``NotImplementedError`` here (``has_picture`` says whether a task overrides it)."""
+        raise NotImplementedError(f"task {self.name!r} draws no picture")
+
+    @classmethod
+    def has_picture(cls) -> bool:
+        """Whether the task draws a picture of its model (overrides ``plot``)."""
+        return cls.plot is not Task.plot
+
     def check_split(self, split: str) -> str:
         if split not in self.splits:
             raise ValueError(f"task {self.name!r} has no split {split!r}; expected one of: {', '.join(self.splits)}")

@@ -316,6 +316,14 @@ class G2PTask(Task):
         loss = self._loss(model, source, lengths, target, target_lengths, self.options.label_smoothing)
         return StepOutput(loss, None, int(target_lengths.sum()))
 
+    def plot(self, model: nn.Module, path: str | Path, split: str = "valid", count: int = 4) -> Path:
+        """The attention maps of the first ``count`` words of ``split`` (``plot_alignment``) as a PNG
+        at ``path``; ``ValueError`` for an unknown split or ``count`` below 1."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"expected count >= 1 words to draw, got {count!r}")
+        words = [w for w, _ in self.lexicon.split(self.check_split(split))[:count]]
+        return plot_alignment(getattr(model, "module", model), words, path)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         o, sym = self.options, self.symbols
