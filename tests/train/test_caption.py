@@ -134,6 +134,8 @@ def test_the_attention_picture(shapes, tmp_path):
         task(shapes, attention="none").plot(task(shapes, attention="none").build_model(), tmp_path / "b.png")
     with pytest.raises(ValueError, match=r"expected count in \[1, 24\]"):
         t.plot(model, tmp_path / "c.png", count=0)
+    with pytest.raises(TypeError, match="expected the task's model, a Seq2Seq .*got Linear"):
+        t.plot(torch.nn.Linear(2, 2), tmp_path / "c.png")
     with pytest.raises(ValueError, match="expected 2 captions and attention"):
         plot_image_attention(torch.zeros(2, 1, 56, 56), [["one"]], torch.zeros(2, 3, 49), tmp_path / "d.png")
 
@@ -153,6 +155,7 @@ def test_attention_none_starts_from_the_image_only(shapes):
     ({"sampling_k": 2.0}, "expected sampling_k at its default 1 with sampling 'none'"),
     ({"data_path": "/nonexistent/digits.csv.gz"}, "no file at data_path '/nonexistent/digits.csv.gz'"),
     ({"attention": "dot", "hidden": 24}, "expected hidden equal to K = 2 x channels = 8, got hidden 24"),
+    ({"eval_size": 10**8}, "expected eval_size <= 50,000 .* got 100,000,000"),  # refused, not composed for minutes
 ])
 def test_bad_options_are_refused(shapes, options, message):
     with pytest.raises(ValueError, match=message):

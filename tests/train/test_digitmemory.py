@@ -102,6 +102,8 @@ def test_the_png_grid(tmp_path, standin, monkeypatch):
     assert torch.equal(seen["o"], t.images("test")[[int(torch.nonzero(labels == d)[0]) for d in range(10)]])
     with pytest.raises(ValueError, match=r"expected indices in \[0, 40\) \(the test images\), got \[40\]"):
         t.plot(model, tmp_path / "bad.png", indices=[40])
+    with pytest.raises(TypeError, match="expected the task's model, a RowPredictor .*got Linear"):
+        t.plot(torch.nn.Linear(28, 28), tmp_path / "bad.png")  # not torch's forward() argument error
 
 
 def test_a_short_run_beats_the_mean_image(tmp_path, standin):

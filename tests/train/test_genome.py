@@ -191,3 +191,21 @@ def test_a_baseline_fitted_on_one_class_predicts_that_class():
     labels[850:] = 1  # the training region [0, 800) is all non-coding
     scores = task(Genome(codes, labels, "toy", "memory"), logreg_bases=100).baselines()["test"]
     assert scores["logreg_accuracy"] == 0 and scores["logreg_f1"] == 0 and scores["majority_accuracy"] == 1
+
+
+def test_a_genome_without_cds_is_refused_in_one_line(tmp_path):
+    """A record without CDS features would train on one class and score F1 0: refused with the counts."""
+    from Bio import SeqIO
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+
+    path = tmp_path / "nocds.gbk"
+    SeqIO.write(SeqRecord(Seq(planted_genome(3000)[0]), id="NOCDS", name="NOCDS", description="no genes",
+                          annotations={"molecule_type": "DNA"}), str(path), "genbank")
+    result = CliRunner().invoke(app, ["train", "genome", "--file", str(path), "--hidden", "4", "--window", "40", "--steps", "1",
+                                      "--no-progress", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "expected a genome with both coding (CDS) and non-coding bases, got 0 coding bases of 3,000" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    with pytest.raises(ValueError, match="got 0 coding bases of 3,000"):
+        task(file=str(path)).genome

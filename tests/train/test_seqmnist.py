@@ -123,6 +123,11 @@ def test_a_short_run_learns_above_chance(tmp_path, standin):
     final = last_eval(tmp_path / "run")
     assert final["accuracy"] >= 0.5, final
     assert 0 < config.make_task().seconds_per_epoch(tmp_path / "run") < 60
+    other = get_task("digitmemory")  # its epochs are of other items: a seqmnist run's throughput is refused, not converted
+    with pytest.raises(ValueError, match="is a run of task 'seqmnist'; expected a 'digitmemory' run"):
+        other(other.Options(data_path=standin, hidden=4)).seconds_per_epoch(tmp_path / "run")
+    with pytest.raises(ValueError, match="not a run directory"):
+        config.make_task().seconds_per_epoch(tmp_path / "nowhere")
 
 
 def test_options_and_a_missing_package(monkeypatch):

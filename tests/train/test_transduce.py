@@ -21,7 +21,18 @@ TINY = {"length": 5, "symbols": 6, "hidden": 8, "embed": 4, "eval_size": 20, "ma
 
 def task(**options):
     cls = get_task("transduce")
-    return cls(cls.Options(**{**TINY, **options}))
+    tiny = {k: v for k, v in TINY.items() if k not in ("length", "symbols")} if options.get("problem") == "words2digits" else TINY
+    return cls(cls.Options(**{**tiny, **options}))
+
+
+def test_vocabulary_decode_takes_one_row_of_integers():
+    _, target = problem_vocabularies("reverse", symbols=6)
+    row = target.encode(list("cab"))
+    assert target.decode(torch.tensor(row)) == target.decode(row) == ["c", "a", "b"]
+    with pytest.raises(TypeError, match=r"1-D integer tensor \(T,\), got shape \(1, 3\), dtype torch.int64; decode each row"):
+        target.decode(torch.tensor([row]))
+    with pytest.raises(TypeError, match="expected integer ids, got float 4.0"):
+        target.decode([4.0])
 
 
 def read_number(words):
@@ -135,6 +146,8 @@ def test_beam_evaluation_and_the_attention_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match=r"expected index in \[0, 20\) \(the valid pairs\), got 20"):
         t.plot(model, tmp_path / "bad.png", index=20)
+    with pytest.raises(TypeError, match="expected the task's model, a Seq2Seq .*got Linear"):
+        t.plot(torch.nn.Linear(2, 2), tmp_path / "bad.png")  # not an AttributeError about .decoder
     with pytest.raises(ValueError, match=r"expected 2 source labels and 3 target labels for weights of shape \(3, 2\), got 3 and 3"):
         plot_attention(torch.rand(3, 2), ["a", "b", "c"], ["x", "y", "z"], tmp_path / "bad.png")
 
@@ -148,6 +161,12 @@ def test_beam_evaluation_and_the_attention_plot(tmp_path):
     ({"label_smoothing": 1.0}, r"expected label_smoothing in \[0, 1\)"),
     ({"beam": 0}, "expected beam to be an integer >= 1, got 0"),
     ({"attention": "dot"}, "--attention dot compares the decoder's state \\(8 units\\) with the encoder's outputs \\(16 units\\)"),
+    # an option the problem never reads is refused, not silently ignored
+    ({"max_number": 5}, "expected max_number at its default 9999 with problem 'reverse', which ignores it .*got 5"),
+    ({"problem": "words2digits", "length": 5}, "expected length at its default 10 with problem 'words2digits', which ignores it .*got 5"),
+    ({"problem": "words2digits", "symbols": 6}, "expected symbols at its default 10 with problem 'words2digits'"),
+    ({"problem": "words2digits", "min_length": 2}, "expected min_length at its default 1 with problem 'words2digits'"),
+    ({"eval_size": 10**8}, "expected eval_size <= 1,000,000 .* got 100,000,000"),  # refused, not drawn for minutes
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

@@ -3,7 +3,8 @@
 ``genome``: the C. trachomatis GenBank file ``ct.gbk.gz`` of Debian's ``r-cran-seqinr``, unpacked
 without R (``carousel.data.genome.fetch_genome``) into ``DIR`` (default ``$CAROUSEL_DATA/genome``
 or ``~/.cache/carousel/genome``), where ``carousel train genome`` finds it. A failure is one line
-saying what to do by hand, and exit code 1.
+saying what to do by hand, and exit code 1; an unusable ``--dest`` (a file, a read-only folder)
+is exit code 2, found before anything is downloaded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import typer
 
 from ..data.genome import GENOME_FILE, GenomeFetchError, data_dir, fetch_genome, read_genbank
 from . import app
-from .common import console, fail
+from .common import PATH_ERRORS, console, fail, os_message
 
 data_app = typer.Typer(help="Fetch real datasets that no Python package ships (carousel data genome).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -35,6 +36,8 @@ def genome(
         genome = read_genbank(path)
     except GenomeFetchError as err:
         fail(f"could not fetch the genome: {err}", 1)
+    except PATH_ERRORS as err:  # --dest is a file or read-only: a usage mistake
+        fail(f"could not fetch the genome: {os_message(err)}", 2)
     except (ValueError, OSError) as err:  # a file there that does not read as GenBank, or an unwritable folder
         fail(f"could not fetch the genome: {err}; run again with --force to replace the file", 1)
     coding = float(genome.labels.float().mean())

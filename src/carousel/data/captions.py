@@ -48,6 +48,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import numbers
+import operator
 import os
 from typing import Iterable, NamedTuple, Sequence
 
@@ -151,12 +152,24 @@ def encode_caption(caption: str | Sequence[str]) -> list[int]:
     return ids + [END_ID]
 
 
+def _as_id(i: object) -> int:
+    """An id as an int (Python, NumPy or 0-d torch integers); ``TypeError`` for anything else."""
+    if isinstance(i, bool) or (isinstance(i, Tensor) and (i.dim() != 0 or i.dtype == torch.bool)):
+        raise TypeError(f"expected integer word ids, got {type(i).__name__} {i!r}")
+    try:
+        return operator.index(i)
+    except TypeError:
+        raise TypeError(f"expected integer word ids, got {type(i).__name__} {i!r}") from None
+
+
 def decode_ids(ids: Iterable[int] | Tensor) -> str:
     """The words of ids up to the first end id (excluded), padding and start ids skipped;
-    ``ValueError`` for an id outside [0, 18)."""
+    ``ValueError`` for an id outside [0, 18), ``TypeError`` for ids that are not one row of integers."""
     words = []
+    if isinstance(ids, Tensor) and (ids.dim() > 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool):
+        raise TypeError(f"expected one caption's word ids as a 1-D integer tensor (T,), got shape {tuple(ids.shape)}, dtype {ids.dtype}")
     for i in (ids.tolist() if isinstance(ids, Tensor) else ids):
-        i = int(i)
+        i = _as_id(i)
         if not 0 <= i < len(WORDS):
             raise ValueError(f"expected word ids in [0, {len(WORDS)}), got {i}")
         if i == END_ID:
@@ -279,11 +292,16 @@ def _shifted(img: Tensor, dy: int, dx: int) -> Tensor:
 def compose(images: Tensor, labels: Tensor, pool: Tensor, seed: int, index: int, *, jitter: int = 2) -> Canvas:
     """Canvas ``index`` of ``seed`` from the source ``images`` (N, 28, 28) uint8 with ``labels``
     (N,), drawing only from ``pool`` (n,) (see the module docstring). A pure function of its
-    arguments. ``ValueError`` for an empty pool, a jitter outside [0, 13] or images not 28 x 28."""
+    arguments. ``ValueError`` for an empty pool, one with an index that names no source image, a
+    jitter outside [0, 13] or images not 28 x 28."""
     if images.dim() != 3 or tuple(images.shape[1:]) != (DIGIT_SIZE, DIGIT_SIZE):
         raise ValueError(f"expected source images of shape (N, 28, 28), got {tuple(images.shape)}")
     if pool.numel() == 0:
         raise ValueError("expected a non-empty pool of source images, got none")
+    if pool.dim() != 1 or pool.is_floating_point() or pool.dtype == torch.bool or not 0 <= int(pool.min()) <= int(pool.max()) < len(images):
+        got = f"shape {tuple(pool.shape)}, dtype {pool.dtype}" if pool.dim() != 1 or pool.is_floating_point() or pool.dtype == torch.bool \
+            else f"indices from {int(pool.min())} to {int(pool.max())}"
+        raise ValueError(f"expected pool as a 1-D integer tensor of indices in [0, {len(images)}) (the source images), got {got}")
     if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter < DIGIT_SIZE // 2:
         raise ValueError(f"expected jitter in [0, {DIGIT_SIZE // 2 - 1}] pixels, got {jitter!r}")
     g = torch.Generator().manual_seed(canvas_seed(seed, index))

@@ -99,11 +99,14 @@ def genome_candidates(path: str | os.PathLike | None = None) -> list[Path]:
 
 
 def genome_file(path: str | os.PathLike | None = None) -> Path:
-    """The GenBank file to read: ``path`` when given (``FileNotFoundError`` when it is not a file),
+    """The GenBank file to read: ``path`` when given (``FileNotFoundError`` when it does not exist,
+    ``IsADirectoryError`` for a folder),
     else the first existing candidate of ``genome_candidates``. Raises ``MissingPackageError``
     naming ``carousel data genome`` and ``apt-get download r-cran-seqinr`` when there is none."""
     if path is not None and str(path) != "":
         p = Path(path).expanduser()
+        if p.is_dir():
+            raise IsADirectoryError(21, f"expected a GenBank file, got the folder {p}", str(p))
         if not p.is_file():
             raise FileNotFoundError(2, f"no GenBank file at {p}", str(p))
         return p
@@ -138,14 +141,17 @@ def read_genbank(path: str | os.PathLike) -> Genome:
     """The one record of the GenBank file ``path`` (plain or gzip) as a ``Genome`` (see the module docstring).
 
     Raises ``MissingPackageError`` naming ``pip install biopython`` when Biopython is missing,
-    ``FileNotFoundError`` when ``path`` is not a file, ``ValueError`` naming the file when it is
-    not readable GenBank, holds no record or more than one, or has an empty sequence."""
+    ``FileNotFoundError`` when ``path`` does not exist (``IsADirectoryError`` for a folder),
+    ``ValueError`` naming the file when it is not readable GenBank (the parser's message on one
+    line, cut to 160 characters), holds no record or more than one, or has an empty sequence."""
     try:
         from Bio import SeqIO
     except ImportError:
         raise MissingPackageError("reading GenBank files needs Biopython, which is not installed; install it with: "
                                   "pip install biopython  (or pip install 'carousel[real]')") from None
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(21, f"expected a GenBank file, got the folder {p}", str(p))
     if not p.is_file():
         raise FileNotFoundError(2, f"no GenBank file at {p}", str(p))
     try:
@@ -154,7 +160,9 @@ def read_genbank(path: str | os.PathLike) -> Genome:
         if len(records) == 1:
             sequence = str(records[0].seq)  # an undefined sequence (CONTIG only) raises here
     except (ValueError, EOFError, OSError, UnicodeError) as err:
-        raise ValueError(f"{p} is not a readable GenBank file ({type(err).__name__}: {err}); expected one GenBank record "
+        first = " ".join(str(err).split())  # one line: Biopython may quote whole lines of the file
+        first = first if len(first) <= 160 else first[:157] + "..."
+        raise ValueError(f"{p} is not a readable GenBank file ({type(err).__name__}: {first}); expected one GenBank record "
                          f"with its sequence (ORIGIN), plain or gzip-compressed; fetch the genome again with: {FETCH_HINT}") from None
     if len(records) != 1:
         raise ValueError(f"expected one GenBank record (a complete genome) in {p}, got {len(records)}"
@@ -213,11 +221,18 @@ def fetch_genome(dest: str | os.PathLike | None = None, *, force: bool = False, 
     Runs ``apt-get download r-cran-seqinr`` in a temporary folder (the package need not be
     installed, root is not needed), then ``dpkg-deb -x`` into it; the temporary folder is removed.
     Raises ``GenomeFetchError`` saying what to do by hand when ``apt-get`` or ``dpkg-deb`` is
-    missing, fails or times out, or the package lacks the file."""
+    missing, fails or times out, or the package lacks the file; before downloading,
+    ``NotADirectoryError`` when ``dest`` is a file and ``PermissionError`` when it is read-only."""
     folder = Path(dest).expanduser() if dest is not None else data_dir()
     target = folder / GENOME_FILE
     if target.is_file() and not force:
         return target
+    # the folder is checked before anything is downloaded: a file where it belongs, or no right to write
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(20, "expected a folder to put the genome in, got a file", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(13, "permission denied (the folder is read-only for this user)", str(folder))
     tools = {tool: shutil.which(tool) for tool in ("apt-get", "dpkg-deb")}
     missing = [tool for tool, where in tools.items() if where is None]
     if missing:

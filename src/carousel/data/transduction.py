@@ -20,6 +20,7 @@ symbol is an error unless ``unknown="unk"`` asks for the documented mapping to `
 
 from __future__ import annotations
 
+import operator
 import random
 import string
 from typing import Iterable, NamedTuple, Sequence
@@ -78,8 +79,20 @@ class TokenVocabulary:
         return ids + [END] if add_end else ids
 
     def decode(self, ids: Iterable[int] | Tensor) -> list[str]:
+        """The symbols of one row of ``ids`` up to the first end id (excluded), padding and start ids
+        skipped; ``ValueError`` for an id outside the vocabulary, ``TypeError`` for ids that are not
+        one row of integers (a (B, T) tensor: decode each row)."""
+        if isinstance(ids, Tensor) and (ids.dim() > 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool):
+            raise TypeError(f"expected one row of ids as a 1-D integer tensor (T,), got shape {tuple(ids.shape)}, dtype {ids.dtype}"
+                            + ("; decode each row" if ids.dim() > 1 else ""))
         out = []
         for i in (ids.tolist() if isinstance(ids, Tensor) else ids):
+            try:
+                if isinstance(i, bool) or (isinstance(i, Tensor) and i.dtype == torch.bool):
+                    raise TypeError
+                i = operator.index(i)  # Python, NumPy or 0-d torch integers
+            except TypeError:
+                raise TypeError(f"expected integer ids, got {type(i).__name__} {i!r}") from None
             if not 0 <= int(i) < len(self.symbols):
                 raise ValueError(f"expected ids in [0, {len(self.symbols)}), got {i}")
             if i == END:

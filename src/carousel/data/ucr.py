@@ -27,6 +27,7 @@ Time stamps (``@timeStamps true``) are refused likewise.
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -104,12 +105,26 @@ def _values(text: str, where: str, channel: int) -> list[float]:
     return out
 
 
+def _read_text(path: str) -> str:
+    """The text of ``path``; ``ValueError`` naming the file when it is not UTF-8 text (a gzip file:
+    unpack it first) rather than Python's codec error without the file's name."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        hint = "; it is gzip-compressed: unpack it first (gunzip)" if data[:2] == b"\x1f\x8b" else ""
+        raise ValueError(f"{path} is not a UTF-8 text file (byte {err.start} does not decode){hint}; "
+                         f"expected a plain-text file") from None
+
+
 def read_ts(path: str | os.PathLike) -> TsFile:
     """Read one ``.ts`` file (see the module docstring). Raises ``FileNotFoundError`` for a missing
     file and ``ValueError``, naming the file and line, for a malformed header, a case with the
     wrong number of channels, channels of unequal length, a value that is not a finite number, a
     missing value ``?``, a label not declared by ``@classLabel``, a length other than
-    ``@seriesLength`` when ``@equalLength true``, time stamps, or a file without ``@data`` or cases."""
+    ``@seriesLength`` when ``@equalLength true``, time stamps, a file without ``@data`` or cases,
+    or a file that is not UTF-8 text (a gzip file, say)."""
     path = os.fspath(path)
     header: dict[str, str] = {}
     classes: tuple[str, ...] | None = None
@@ -117,7 +132,7 @@ def read_ts(path: str | os.PathLike) -> TsFile:
     labels: list[str] = []
     in_data = False
     channels: int | None = None
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(_read_text(path), newline=None) as f:
         for number, raw in enumerate(f, 1):
             line = raw.strip()
             where = f"{path}:{number}"
@@ -258,7 +273,7 @@ def read_accuracy_table(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     accuracy in [0, 1] per classifier; an empty cell (a result not published) is left out. Raises ``ValueError`` naming the line for a row of the wrong
     width, an accuracy that is not a number in [0, 1], or a repeated dataset."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(_read_text(path), newline=None) as f:
         rows = [line.rstrip("\r\n") for line in f]
     if not rows or not rows[0].strip():
         raise ValueError(f"{path}: expected a header row of classifier names, got an empty file")

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_number, check_size
+from .._checks import ShapeError, check_number, check_size, shape_str
 from ..models.draw import check_sampling, next_token
 from ..state import map_state
 
@@ -173,6 +173,16 @@ class StepDecoder(nn.Module):
         return map_state(lambda t: t.index_select(0, index.to(t.device)), state)
 
 
+def _check_memory_rows(memory: Any, B: int) -> None:
+    """``ShapeError`` unless every tensor of ``memory`` has the state's ``B`` rows: checked before the
+    beam repeats them, so the message names the shapes the caller gave, not B x beam."""
+    found: list[Tensor] = []
+    map_state(lambda t: found.append(t) or t, memory, keep_others=True)
+    for t in found:
+        if t.dim() == 0 or t.shape[0] != B:
+            raise ShapeError(f"expected memory tensors of {B} rows, one per row of the decoder state (B={B}), got shape {shape_str(t.shape)}")
+
+
 def _expand(memory: Any, k: int) -> Any:
     """Every tensor of ``memory`` with each row repeated ``k`` times in place: (B, ...) -> (B k, ...)."""
     return map_state(lambda t: t.repeat_interleave(k, dim=0), memory, keep_others=True)
@@ -193,6 +203,7 @@ def beam_search(decoder: Any, state: Any, memory: Any, *, beam_size: int = 5, ma
         B = _batch_size(state)
         device = _device(state)
         rows = torch.arange(B, device=device).repeat_interleave(K)  # (B K,)
+        _check_memory_rows(memory, B)
         state = decoder.reorder_state(state, rows)
         memory = _expand(memory, K)
         scores = torch.full((B, K), float("-inf"), device=device)

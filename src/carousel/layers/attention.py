@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .._checks import ShapeError, check_choice, check_size, shape_str
+from .._checks import ShapeError, check_choice, check_same_kind, check_size, shape_str
 
 ATTENTION_KINDS = ("none", "additive", "general", "dot")
 
@@ -32,7 +32,9 @@ class Attention(nn.Module):
     context (B, T, K)); ``keys`` (B, S, K) with S >= 1; ``mask`` (B, S) bool, True at the valid
     (non-padding) keys, or None (all valid). ``attention_size`` is the hidden size A of the additive
     score (default ``key_size``). Raises ``ValueError`` for an unknown kind, ``"none"``, ``dot``
-    with Q != K, a row of ``mask`` without a valid key, and malformed inputs (``ShapeError``).
+    with Q != K, a row of ``mask`` without a valid key, a query or keys that are not floating point
+    or whose dtype or device differs from the parameters' (for ``dot``, from each other), and
+    malformed inputs (``ShapeError``).
     """
 
     def __init__(self, query_size: int, key_size: int, kind: str = "additive", attention_size: int | None = None,
@@ -77,6 +79,15 @@ class Attention(nn.Module):
         if not isinstance(query, Tensor) or query.dim() not in (2, 3) or query.shape[0] != B or query.shape[-1] != self.query_size:
             got = shape_str(query.shape) if isinstance(query, Tensor) else type(query).__name__
             raise ShapeError(f"expected query of shape ({B}, {self.query_size}) or ({B}, T, {self.query_size}), got {got}")
+        for name, t in (("query", query), ("keys", keys)):
+            if not t.is_floating_point():
+                raise ValueError(f"expected {name} as a floating-point tensor, got dtype {t.dtype}")
+        ref = next(self.parameters(), None)
+        if ref is not None:
+            check_same_kind(query, ref, "query", "the attention's parameters")
+            check_same_kind(keys, ref, "keys", "the attention's parameters")
+        else:  # dot: no parameters, so the query and the keys must agree with each other
+            check_same_kind(query, keys, "query", "the keys")
         single = query.dim() == 2
         q = query.unsqueeze(1) if single else query  # (B, T, Q)
         e = self.scores(q, keys)  # (B, T, S)

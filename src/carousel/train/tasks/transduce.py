@@ -41,6 +41,7 @@ from ..task import Shard, StepOutput, Task
 
 VALID_SEED, TEST_SEED = 5_000_011, 5_000_017  # fixed: every run is scored on the same pairs
 EVAL_BATCH = 250
+MAX_EVAL_SIZE = 1_000_000  # pairs per evaluation split, drawn and kept in memory
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class TransduceOptions:
     max_length: int = option(32, "longest output when decoding, end token included; every target must fit")
     beam: int = option(1, "beam size of the evaluation's decoding (1: greedy)")
     length_penalty: float = option(0.6, "GNMT length-penalty exponent alpha of the beam search (Wu et al. 2016)")
-    eval_size: int = option(1000, "pairs in the validation and test sets")
+    eval_size: int = option(1000, f"pairs in the validation and test sets (at most {MAX_EVAL_SIZE:,})")
 
     def __post_init__(self) -> None:
         for name in ("length", "min_length", "hidden", "embed", "layers", "max_length", "beam", "eval_size"):
@@ -80,6 +81,8 @@ class TransduceOptions:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"expected {name} to be an integer >= 0, got {v!r}")
+        if self.eval_size > MAX_EVAL_SIZE:  # each split's pairs are drawn and kept in memory at the first evaluation
+            raise ValueError(f"expected eval_size <= {MAX_EVAL_SIZE:,} (the pairs of each split are kept in memory), got {self.eval_size:,}")
         if self.problem not in PROBLEMS:
             raise ValueError(f"unknown problem {self.problem!r}; expected one of: {', '.join(PROBLEMS)}")
         if self.min_length > self.length:
@@ -88,6 +91,13 @@ class TransduceOptions:
             raise ValueError(f"expected symbols in [2, 26], got {self.symbols!r}")
         if self.max_number > MAX_NUMBER:
             raise ValueError(f"expected max_number <= {MAX_NUMBER}, got {self.max_number!r}")
+        # an option the chosen problem never reads is a mistake (as the sampling constants are below)
+        ignored = (("length", 10), ("min_length", 1), ("symbols", 10)) if self.problem == "words2digits" else (("max_number", 9999),)
+        for name, default in ignored:
+            if getattr(self, name) != default:
+                raise ValueError(f"expected {name} at its default {default} with problem {self.problem!r}, which ignores it "
+                                 f"(it sets the {'numbers of words2digits' if name == 'max_number' else 'strings of reverse, sort and copy'}), "
+                                 f"got {getattr(self, name)!r}")
         longest = max_target_length(self.problem, self.length, self.max_number)
         if longest > self.max_length:
             raise ValueError(f"targets of {self.problem} reach {longest} tokens with the end token, longer than max_length "
@@ -193,8 +203,10 @@ class TransduceTask(Task):
     def plot(self, model: nn.Module, path: str | Path, split: str = "valid", index: int = 0) -> Path:
         """The attention map of pair ``index`` of ``split``'s set, decoded as ``evaluate`` does, as a PNG at
         ``path`` (``carousel.models.plot_attention``); ``ValueError`` for an unknown split, an index outside
-        [0, eval_size) or a model without attention."""
+        [0, eval_size) or a model without attention; ``TypeError`` for a model that is not a ``Seq2Seq``."""
         model = getattr(model, "module", model)
+        if not isinstance(model, Seq2Seq):
+            raise TypeError(f"expected the task's model, a Seq2Seq (build_model or a checkpoint), got {type(model).__name__}")
         if model.decoder.attention is None:
             raise ValueError("this model has no attention (--attention none); there is no map to plot")
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.options.eval_size:
