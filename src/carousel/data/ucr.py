@@ -26,7 +26,6 @@ Time stamps (``@timeStamps true``) are refused likewise.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import os
@@ -36,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .corpus import MissingPackageError
+from .corpus import MissingPackageError, package_data
 
 UCR_DATASETS = ("GunPoint", "ArrowHead", "ItalyPowerDemand", "OSULeaf", "JapaneseVowels", "BasicMotions")
 UCR_SPLITS = ("train", "test")
@@ -201,16 +200,7 @@ def read_ts(path: str | os.PathLike) -> TsFile:
 def aeon_data_dir() -> Path:
     """The folder of the ``.ts`` files in the installed ``aeon`` package (``aeon/datasets/data``),
     found without importing it. Raises ``MissingPackageError`` when aeon is not installed."""
-    spec = importlib.util.find_spec("aeon")
-    if spec is not None and spec.submodule_search_locations:
-        for root in spec.submodule_search_locations:
-            folder = Path(root) / "datasets" / "data"
-            if folder.is_dir():
-                return folder
-    raise MissingPackageError(
-        f"the UCR/UEA time-series files come from the package {AEON_PACKAGE}, which is not installed; "
-        f"install it with: pip install --no-deps {AEON_PACKAGE}  (only its data files are read)"
-    )
+    return Path(package_data("aeon", os.path.join("datasets", "data"), AEON_PACKAGE, "the UCR/UEA time-series files", folder=True))
 
 
 def load_ucr(name: str, split: str, data_dir: str | os.PathLike | None = None) -> UCRSplit:
@@ -255,16 +245,7 @@ def bakeoff_table_path() -> Path:
     """The path of the bake-off table (``singleTrainTest.csv``) in the installed ``tslearn``
     package, found without importing it. Raises ``MissingPackageError`` when tslearn (or the file)
     is not installed."""
-    spec = importlib.util.find_spec("tslearn")
-    if spec is not None and spec.submodule_search_locations:
-        for root in spec.submodule_search_locations:
-            path = Path(root) / BAKEOFF_FILE
-            if path.is_file():
-                return path
-    raise MissingPackageError(
-        f"the published bake-off accuracies come from the package {TSLEARN_PACKAGE} ({BAKEOFF_FILE}), which is not "
-        f"installed; install it with: pip install --no-deps {TSLEARN_PACKAGE}  (only the table is read)"
-    )
+    return Path(package_data("tslearn", BAKEOFF_FILE, TSLEARN_PACKAGE, f"the published bake-off accuracies ({BAKEOFF_FILE})"))
 
 
 def read_accuracy_table(path: str | os.PathLike) -> dict[str, dict[str, float]]:

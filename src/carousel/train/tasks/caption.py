@@ -53,13 +53,11 @@ from ...layers import ATTENTION_KINDS
 from ...models.image_encoder import ImageEncoder
 from ...models.seq2seq import Seq2Seq, sequence_loss
 from ..batches import SeededBatches, derive_seed
-from ..checkpoint_file import load_checkpoint
 from ..config import option
 from ._sampling import ScheduledSamplingOptions
 from ..registry import register_task
-from ..run import load_run_config, resolve_checkpoint
+from ..run import load_run_config, load_run_model
 from ..task import Shard, StepOutput, Task
-from ..trainer_checkpoint import load_model_weights
 
 VALID_SEED, TEST_SEED = 7_100_003, 7_100_009  # fixed: every run is scored on the same canvases
 EVAL_BATCH = 250
@@ -327,10 +325,5 @@ def write_attention_png(run_dir: str | Path, path: str | Path, *, split: str = "
     config = load_run_config(run_dir)
     if config.task != CaptionTask.name:
         raise ValueError(f"{run_dir} is a run of task {config.task!r}; the attention picture needs a {CaptionTask.name!r} run")
-    task = config.make_task()
-    file = resolve_checkpoint(run_dir, checkpoint)
-    tensors, _ = load_checkpoint(file)
-    torch.manual_seed(config.train.seed)
-    model = task.build_model()
-    load_model_weights(model, tensors, file)
+    task, model, _, _ = load_run_model(run_dir, checkpoint)
     return task.plot(model, path, split, count, beam=beam)

@@ -59,12 +59,10 @@ from ...decode import beam_search, greedy_decode
 from ...layers import ATTENTION_KINDS
 from ...models import Seq2Seq, plot_attention, sequence_loss
 from ..batches import ShuffledBatches
-from ..checkpoint_file import load_checkpoint
 from ..config import option
 from ..registry import register_task
-from ..run import load_run_config, resolve_checkpoint
+from ..run import load_run_config, load_run_model
 from ..task import Shard, StepOutput, Task
-from ..trainer_checkpoint import load_model_weights
 
 STRESS = ("strip", "keep")
 PRONUNCIATIONS = ("all", "first")
@@ -232,12 +230,7 @@ def load_g2p(run_dir: str | Path, checkpoint: str = "best") -> G2PModel:
     config = load_run_config(run_dir)
     if config.task != G2PTask.name:
         raise ValueError(f"{run_dir} is a run of task {config.task!r}; expected a g2p run")
-    task = config.make_task()
-    path = resolve_checkpoint(run_dir, checkpoint)
-    tensors, _ = load_checkpoint(path)
-    model = task.build_model()
-    load_model_weights(model, tensors, path)
-    return model.eval()
+    return load_run_model(run_dir, checkpoint)[1]
 
 
 def score_run(run_dir: str | Path, splits: Sequence[str] = ("valid", "test"), checkpoint: str = "best") -> dict[str, dict[str, float]]:
