@@ -27,6 +27,15 @@ def train_records(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
 
 
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c():
+    """Python's own Ctrl-C handler during each test and the previous one after: a test run started in
+    the background by a non-interactive shell inherits SIGINT ignored, and these tests press Ctrl-C."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def press_ctrl_c_at(monkeypatch, task_cls, step: int) -> None:
     """Deliver SIGINT to this process while the task computes training step ``step`` (1-based)."""
     original, calls = task_cls.step, [0]
