@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from carousel.cli import app
 from carousel.data.deptag import MostFrequentTag, TaggedTreebank, read_conllu, tag_accuracy, turkish_treebank
-from carousel.train import TrainConfig, Trainer, get_task
+from carousel.train import TrainConfig, get_task
 from carousel.train.task import Shard
+from train_toys import fit_and_compare
 
 SMALL = {"vocab": 300, "embedding": 8, "hidden": 8}
 
@@ -96,14 +97,7 @@ def test_a_short_run_learns(encoder):
     tb = turkish_treebank()
     t = task(tb._replace(train=tb.train[:1000], valid=tb.valid[:100], test=tb.test[:10]), encoder=encoder,
              vocab=2000, embedding=32, hidden=32)
-    trainer = Trainer(t, TrainConfig(steps=100, lr=0.01, batch_size=32, eval_every=0, checkpoint_every=100, progress=False))
-    trainer.model.eval()
-    with torch.no_grad():
-        before = t.evaluate(trainer.model, "valid")
-    trainer.fit()
-    trainer.model.eval()
-    with torch.no_grad():
-        after = t.evaluate(trainer.model, "valid")
+    before, after = fit_and_compare(t, TrainConfig(steps=100, lr=0.01, batch_size=32, eval_every=0, checkpoint_every=100, progress=False))
     assert before["loss"] > 2.2 and after["loss"] < 1.0, (before, after)
     assert before["accuracy"] < 0.3 and after["accuracy"] > 0.7, (before, after)
     assert after["oov_accuracy"] > after["baseline_oov_accuracy"] + 0.03, after

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from carousel.cli import app
 from carousel.data import MissingPackageError
 from carousel.data.genome import Genome, genome_file, read_genbank
-from carousel.train import TrainConfig, Trainer, get_task
+from carousel.train import TrainConfig, get_task
 from carousel.train.task import Shard
 from carousel.train.tasks.genome import kmer_features, kmer_ids
+from train_toys import fit_and_compare
 
 SMALL = {"hidden": 8, "embedding": 4, "window": 60, "eval_window": 50, "margin": 10, "logreg_bases": 0}
 
@@ -133,14 +134,7 @@ def test_a_short_run_learns_the_planted_signal(standin):
     0.47 and 87.8%; the k-mer logistic regression reaches 0.59 non-coding F1 (it sees the
     composition of the codons, not their phase)."""
     t = task(file=str(standin), hidden=16, embedding=8, window=100, logreg_bases=2000)
-    trainer = Trainer(t, TrainConfig(steps=120, lr=0.01, batch_size=16, eval_every=0, checkpoint_every=120, progress=False))
-    trainer.model.eval()
-    with torch.no_grad():
-        before = t.evaluate(trainer.model, "valid")
-    trainer.fit()
-    trainer.model.eval()
-    with torch.no_grad():
-        after = t.evaluate(trainer.model, "valid")
+    before, after = fit_and_compare(t, TrainConfig(steps=120, lr=0.01, batch_size=16, eval_every=0, checkpoint_every=120, progress=False))
     assert after["accuracy"] > after["majority_accuracy"] + 0.05, (before, after)
     assert after["f1"] > after["majority_f1"] + 0.02 and after["f1_noncoding"] > 0.6, after
     assert after["macro_f1"] > before["macro_f1"] + 0.2, (before, after)

@@ -99,3 +99,19 @@ class Flaky(AddingTask):
 def last_eval(run_dir) -> dict:
     """The last evaluation record a run wrote to its ``metrics.jsonl``."""
     return [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("kind") == "eval"][-1]
+
+
+def fit_and_compare(task, config, split: str = "valid") -> tuple[dict, dict]:
+    """``task``'s metrics on ``split`` before and after a ``Trainer(task, config).fit()`` (each in
+    evaluation mode, without gradients): what the short "it learns" runs of the task tests compare."""
+    from carousel.train import Trainer
+
+    trainer = Trainer(task, config)
+    scores = []
+    for fit in (None, trainer.fit):
+        if fit is not None:
+            fit()
+        trainer.model.eval()
+        with torch.no_grad():
+            scores.append(task.evaluate(trainer.model, split))
+    return scores[0], scores[1]
