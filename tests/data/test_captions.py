@@ -56,6 +56,11 @@ def test_bad_captions_are_refused_with_the_place(caption, words):
         parse_caption(caption)
 
 
+def test_a_caption_that_is_not_words_is_a_type_error():
+    with pytest.raises(TypeError, match="expected a caption as a string or a sequence of words, got NoneType"):
+        parse_caption(None)
+
+
 @pytest.mark.parametrize("layout, error, words", [
     ((None, None, None, None), ValueError, "at least one digit"),
     ((1, 2, 3), ValueError, "expected a layout of 4 cells"),

@@ -33,6 +33,11 @@ def test_vocabulary_decode_takes_one_row_of_integers():
         target.decode(torch.tensor([row]))
     with pytest.raises(TypeError, match="expected integer ids, got float 4.0"):
         target.decode([4.0])
+    with pytest.raises(TypeError, match="expected tokens as a sequence of symbols .* got NoneType"):
+        target.encode(None)
+    source, _ = problem_vocabularies("reverse", symbols=6)
+    with pytest.raises(TypeError, match=r"expected pair 1 as \(source, target\), two sequences of symbols, got \('a',\)"):
+        encode_pairs([("ab", "ba"), ("a",)], source, target)
 
 
 def read_number(words):
@@ -167,6 +172,7 @@ def test_beam_evaluation_and_the_attention_plot(tmp_path):
     ({"problem": "words2digits", "symbols": 6}, "expected symbols at its default 10 with problem 'words2digits'"),
     ({"problem": "words2digits", "min_length": 2}, "expected min_length at its default 1 with problem 'words2digits'"),
     ({"eval_size": 10**8}, "expected eval_size <= 1,000,000 .* got 100,000,000"),  # refused, not drawn for minutes
+    ({"max_length": 10**5}, "expected max_length <= 1000 .* got 100,000"),  # refused, not decoded for minutes
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

@@ -112,6 +112,8 @@ def parse_caption(caption: str | Sequence[str]) -> tuple:
     string (words split on white space) or a sequence of words. ``ValueError`` naming the first
     word that breaks the grammar: an unknown word, a cell that is not ``DIGIT ROW COLUMN``, a
     missing separator, or cells out of reading order or repeated."""
+    if not isinstance(caption, str) and not (hasattr(caption, "__iter__") and not isinstance(caption, bytes)):
+        raise TypeError(f"expected a caption as a string or a sequence of words, got {type(caption).__name__}")
     words = caption.split() if isinstance(caption, str) else list(caption)
     if not words:
         raise ValueError("expected a caption of at least one cell ('DIGIT ROW COLUMN'), got no words")

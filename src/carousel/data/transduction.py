@@ -67,6 +67,8 @@ class TokenVocabulary:
     def encode(self, tokens: Sequence[str], *, add_end: bool = False, unknown: str = "error") -> list[int]:
         if unknown not in ("error", "unk"):
             raise ValueError(f"expected unknown='error' or 'unk', got {unknown!r}")
+        if not hasattr(tokens, "__iter__"):
+            raise TypeError(f"expected tokens as a sequence of symbols such as ['a', 'b'], got {type(tokens).__name__}")
         ids = []
         for i, t in enumerate(tokens):
             j = self.index.get(t)
@@ -205,7 +207,10 @@ def encode_pairs(pairs: Sequence[tuple[Sequence[str], Sequence[str]]], source_vo
     if not pairs:
         raise ValueError("expected at least one (source, target) pair, got none")
     src, tgt = [], []
-    for i, (s, t) in enumerate(pairs):
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise TypeError(f"expected pair {i} as (source, target), two sequences of symbols, got {pair!r:.80}")
+        s, t = pair
         if len(s) == 0:
             raise ValueError(f"pair {i} has an empty source; expected at least one symbol")
         src.append(source_vocab.encode(s, unknown=unknown))

@@ -43,6 +43,7 @@ from ..task import Shard, StepOutput, Task
 VALID_SEED, TEST_SEED = 5_000_011, 5_000_017  # fixed: every run is scored on the same pairs
 EVAL_BATCH = 250
 MAX_EVAL_SIZE = 1_000_000  # pairs per evaluation split, drawn and kept in memory
+MAX_DECODE_LENGTH = 1000  # tokens: every generated problem's targets are far shorter
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class TransduceOptions(ScheduledSamplingOptions):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"expected {name} to be an integer >= 0, got {v!r}")
+        if self.max_length > MAX_DECODE_LENGTH:  # an untrained model decodes every evaluation pair to max_length
+            raise ValueError(f"expected max_length <= {MAX_DECODE_LENGTH} (the longest target of any problem here is far "
+                             f"shorter, and decoding runs to max_length until the end token comes), got {self.max_length:,}")
         if self.eval_size > MAX_EVAL_SIZE:  # each split's pairs are drawn and kept in memory at the first evaluation
             raise ValueError(f"expected eval_size <= {MAX_EVAL_SIZE:,} (the pairs of each split are kept in memory), got {self.eval_size:,}")
         if self.problem not in PROBLEMS:
