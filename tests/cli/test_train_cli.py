@@ -162,3 +162,28 @@ def test_runs_of_the_old_backend_name_loop_still_train_and_resume(tmp_path):
     assert code == 0, text
     code, text = invoke("train", "adding", "--backend", "loop", "--steps", "1", "--run-dir", str(tmp_path / "r2"), *TINY)
     assert code == 0, text
+
+
+@pytest.mark.parametrize("wide", [2, 100])
+def test_eval_of_many_metrics_prints_one_row_per_metric(tmp_path, monkeypatch, wide):
+    """With more metrics than fit across a terminal (genome reports 15), ``carousel eval`` turns the
+    table: one row per metric, one column per split; otherwise one row per split. Every value as in
+    eval.json. (``WIDE`` is lowered to turn the table of a small task.)"""
+    import carousel.cli.eval as cli_eval
+
+    monkeypatch.setattr(cli_eval, "WIDE", wide)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "regimes", "--steps", "2", "--eval-size", "4", "--length", "5", "--hidden", "4",
+                                      "--batch-size", "2", "--no-progress", "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["eval", str(run)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    scored = json.loads((run / "eval.json").read_text())["splits"]
+    metrics = sorted(scored["valid"])
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines() if line.startswith("│")]
+    if len(metrics) > wide:
+        assert [r[0] for r in rows] == metrics
+        assert all(r[1:] == [f"{scored[s][m]:.6g}" for s in scored] for r, m in zip(rows, metrics))
+    else:
+        assert [r[0] for r in rows] == list(scored)
+        assert all(r[1:] == [f"{scored[s][m]:.6g}" for m in metrics] for r, s in zip(rows, scored))
