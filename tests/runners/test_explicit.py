@@ -8,9 +8,19 @@ from torch.func import functional_call
 
 import carousel as C
 from carousel.regularize import RecurrentDropout
-from carousel.runners import resolve_backend, run
+from carousel.runners import native, resolve_backend, run
 from carousel.runners.explicit import explicit_unsupported, run_explicit
 from cell_zoo import make_cell, random_state
+
+
+@pytest.fixture(autouse=True, params=["native", "eager"])
+def kernels(request):
+    """Every test here runs twice: with carousel's compiled LSTM kernel (plain, layer-norm and masked LSTM
+    cells; see test_native.py, which fails where a compiler is present and it does not build) and without."""
+    if request.param == "native" and native.native_unavailable():
+        pytest.skip(f"compiled kernels: {native.native_unavailable()}")
+    with native.use_native(request.param == "native"):
+        yield request.param
 
 B, T, I, H = 4, 7, 3, 5
 EXPLICIT = ["lstm", "lstm_layer_norm", "lstm_peephole", "lstm_no_forget_gate", "lstm_peephole_no_forget",

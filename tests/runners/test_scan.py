@@ -7,10 +7,21 @@ import torch
 
 import carousel as C
 from carousel.runners import resolve_backend, run
+from carousel.runners import native
 from carousel.runners.scan import CHUNK, linear_scan, run_scan
 from cell_zoo import make_cell, random_state
 
 B, I, H = 3, 3, 4
+
+
+@pytest.fixture(autouse=True, params=["native", "eager"])
+def kernels(request):
+    """Every test here runs twice: with carousel's compiled CPU kernels (where they build; see
+    test_native.py, which fails where a compiler is present and they do not) and with the eager path."""
+    if request.param == "native" and native.native_unavailable():
+        pytest.skip(f"compiled kernels: {native.native_unavailable()}")
+    with native.use_native(request.param == "native"):
+        yield request.param
 
 
 def sequential(a, b, h0):

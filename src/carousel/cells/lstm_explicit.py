@@ -57,14 +57,22 @@ def _give(buffers: list[Tensor]) -> None:
             free.append(t)
 
 
-def right_product(W: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
-    """``v -> v @ W^T`` for ``v`` of ``rows`` rows, by the fastest CPU kernel for its size.
+def packed_weight(W: Tensor, rows: int) -> Tensor | None:
+    """``W`` prepacked for oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``) when that is the
+    faster kernel for ``v @ W^T`` with ``v`` of ``rows`` rows, else None.
 
     On CPU, oneDNN's linear with a prepacked weight beats the BLAS ``mm`` by about 1.5x on the
     products of a large recurrent layer (B=32, H=256) and loses on small ones (B=16, H=64).
     """
     if _ONEDNN and W.dtype == torch.float32 and W.device.type == "cpu" and rows * W.numel() >= 1 << 21:
-        packed = torch.ops.mkldnn._reorder_linear_weight(W.detach(), rows)
+        return torch.ops.mkldnn._reorder_linear_weight(W.detach(), rows)
+    return None
+
+
+def right_product(W: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
+    """``v -> v @ W^T`` for ``v`` of ``rows`` rows, by the fastest CPU kernel for its size (``packed_weight``)."""
+    packed = packed_weight(W, rows)
+    if packed is not None:
         linear = torch.ops.mkldnn._linear_pointwise
         return lambda v: linear(v, packed, None, "none", [], "")
     Wt = W.t()

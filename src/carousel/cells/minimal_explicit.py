@@ -33,6 +33,8 @@ from torch import Tensor
 class MinGRUCoefficients:
     """``forward(px) -> (a, b)`` and its written-out ``backward`` for ``MinGRUCell``."""
 
+    native_kind = "mingru"  # carousel.runners.native computes the same coefficients in its CPU kernel
+
     def forward(self, px: Tensor) -> tuple[Tensor, Tensor]:
         k, self.h_tilde = px.chunk(2, dim=-1)  # (B, T, H) each
         self.z = torch.sigmoid(k)
@@ -54,6 +56,8 @@ def normalised_gates(k: Tensor, other: Tensor) -> tuple[Tensor, Tensor]:
 
 class MinLSTMCoefficients:
     """``forward(px) -> (a, b)`` and its written-out ``backward`` for ``MinLSTMCell``."""
+
+    native_kind = "minlstm"  # carousel.runners.native computes the same coefficients in its CPU kernel
 
     def forward(self, px: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, self.h_tilde = px.chunk(3, dim=-1)  # (B, T, H) each

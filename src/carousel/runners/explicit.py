@@ -27,6 +27,7 @@ every gradient (tests/runners/test_explicit.py); the backward is first-order onl
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -34,6 +35,8 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
+from ..cells.lstm_explicit import _give, _take, packed_weight
+from . import native
 from .scan import functorch_active, refuse_double_backward
 
 
@@ -89,6 +92,64 @@ class _ExplicitRun(torch.autograd.Function):
         return (None, None, None, None, grad_px, *grad, *grads)
 
 
+class _NativeLSTMRun(torch.autograd.Function):
+    """An LSTM run (layer norm and recurrent dropout allowed) in carousel's compiled CPU kernel
+    (``carousel.runners.native``, ``lstm_cpu.cpp``): the same step and derivative as ``LSTMExplicitStep``
+    with the time loop in C++; dW_hh is one product over all steps here. The kernel's buffers come from
+    the explicit step's pool of finished runs' buffers (fresh memory costs a page fault per 4 kB)."""
+
+    @staticmethod
+    def forward(ctx, step, steps: Tensor | None, h_mask: Tensor | None, px: Tensor, h0: Tensor, c0: Tensor, *tensors: Tensor):
+        W, *ln = tensors  # weight_hh, then (g_hh, b_hh, g_c, b_c) with layer norm
+        keep = any(ctx.needs_input_grad[3:])
+        B, T, G = px.shape
+        H = G // 4
+        S = T if keep else 2  # without a backward pass two alternating slots suffice
+        hs, A, C, K = _take((T + 1, B, H), px), _take((S, B, G), px), _take((S, B, H), px), _take((S, B, H), px)
+        R = _take((T, B, G), px) if (ln and keep) else px.new_empty(0)
+        stats = _take((S, B, 4), px)
+        eps = (step.cell.ln_hh.eps, step.cell.ln_c.eps) if ln else (1e-5, 1e-5)
+        h_last, c_last = native.ops().lstm_forward(
+            px.contiguous(), h0, c0, W, h_mask, *(ln or [None] * 4), *eps, steps, packed_weight(W, B), hs, A, C, K, R, stats
+        )
+        out = hs[1:].transpose(0, 1).contiguous()  # (B, T, H)
+        if keep:
+            ctx.save_for_backward(hs, c0, A, C, K, R, stats, *tensors)
+            ctx.Wt_packed = packed_weight(W.t(), B)
+            ctx.buffers = [hs, A, C, K, R, stats]  # back to the pool when this node is freed
+            weakref.finalize(step, _give, [b for b in ctx.buffers if b.numel()])
+        else:
+            _give([hs, A, C, K, stats])
+        ctx.step, ctx.h_mask, ctx.steps = step, h_mask, steps
+        return out, h_last, c_last
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor, grad_h: Tensor, grad_c: Tensor):
+        refuse_double_backward("explicit")
+        hs, c0, A, C, K, R, stats, W, *ln = ctx.saved_tensors
+        dR_buffer = _take(A.shape, A) if ln else A.new_empty(0)
+        dA, dR, dh0, dc0, *ln_grads = native.ops().lstm_backward(
+            grad_out.transpose(0, 1).contiguous(), grad_h, grad_c, c0, W, A, C, K, R, stats, ctx.h_mask,
+            ln[0] if ln else None, ln[2] if ln else None, ctx.steps, ctx.Wt_packed, dR_buffer,
+        )
+        T, B, G = dA.shape
+        h_prev = hs[:-1] if ctx.h_mask is None else hs[:-1] * ctx.h_mask  # (T, B, H): what the recurrence read
+        grads = [dR.reshape(T * B, G).t() @ h_prev.reshape(T * B, -1)]  # dW_hh (G, H)
+        if ln:
+            _give([dR_buffer])
+        return (None, None, None, dA.transpose(0, 1), dh0, dc0, *grads, *ln_grads)
+
+
+def _native_lstm(step, px: Tensor) -> bool:
+    """Whether carousel's compiled LSTM kernel serves this run (a plain, layer-norm or masked LSTM step on CPU)."""
+    from ..cells.lstm_explicit import LSTMExplicitStep
+
+    return (
+        type(step) is LSTMExplicitStep and step.forget_gate and not step.peephole and not step.proj
+        and px.device.type == "cpu" and px.dtype in (torch.float32, torch.float64) and native.ops() is not None
+    )
+
+
 def run_explicit(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
     """Run ``cell`` with its explicit step; same contract as ``run_reference``."""
     B, T, _ = x.shape
@@ -102,7 +163,11 @@ def run_explicit(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = Non
         px = cell.project(x)  # (B, T', G); a cell that masks h_{t-1} starts its sequence here
         h_mask = cell.recurrent_mask(B, px)  # (B, F) or None, drawn as the reference's first step draws it
         tensors = step.tensors
-        out, *final = _ExplicitRun.apply(step, lengths, h_mask, len(state), px, *state, *tensors)
+        if _native_lstm(step, px):
+            steps = None if lengths is None else lengths.to(device="cpu", dtype=torch.int64).contiguous()
+            out, *final = _NativeLSTMRun.apply(step, steps, h_mask, px, *state, *tensors)
+        else:
+            out, *final = _ExplicitRun.apply(step, lengths, h_mask, len(state), px, *state, *tensors)
     if out.shape[1] < T:
         out = torch.cat([out, out.new_zeros(B, T - out.shape[1], out.shape[-1])], dim=1)  # (B, T, F)
     return out, cell.state_type(*final)

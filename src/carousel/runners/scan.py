@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
+from . import native
 
 CHUNK = 16  # steps per chunk inside a block (the length of the in-chunk loop)
 BLOCK_ELEMENTS = 1 << 19  # about B * steps * H numbers per block: 2 MB in float32
@@ -212,6 +213,42 @@ class _ExplicitScan(torch.autograd.Function):
         return None, None, grad_px, a[:, 0] * g[:, 0]
 
 
+class _NativeScan(torch.autograd.Function):
+    """A block of minGRU or minLSTM steps in carousel's compiled CPU kernels (``carousel.runners.native``):
+    coefficients and recurrence in one pass forward, one backward; the same values as ``_ExplicitScan``.
+
+    ``(h, h_last) = apply(kind, steps, px, h0)``; ``steps`` (B,) int64 or None: how many steps of the block
+    each row lives (past them the state is frozen and nothing reaches ``px``).
+    """
+
+    @staticmethod
+    def forward(ctx, lstm: bool, steps: Tensor | None, px: Tensor, h0: Tensor):
+        px, h0 = px.contiguous(), h0.to(px.dtype).contiguous()
+        h = native.ops().scan_forward(px, h0, steps, lstm)  # (B, T, H)
+        ctx.lstm, ctx.steps = lstm, steps
+        ctx.save_for_backward(px, h, h0)
+        return h, h[:, -1].clone()
+
+    @staticmethod
+    def backward(ctx, grad_h: Tensor, grad_last: Tensor):
+        refuse_double_backward("scan")
+        px, h, h0 = ctx.saved_tensors
+        grad_px, grad_h0 = native.ops().scan_backward(
+            px, h, h0, grad_h.to(px.dtype).contiguous(), grad_last.to(px.dtype).contiguous(), ctx.steps, ctx.lstm
+        )
+        return None, None, grad_px, grad_h0
+
+
+def _native_kind(coefficients, px: Tensor) -> bool | None:
+    """``True`` (minLSTM) or ``False`` (minGRU) when the compiled CPU kernels can run this block, else None."""
+    kind = getattr(coefficients, "native_kind", None)
+    if kind is None or px.device.type != "cpu" or px.dtype not in (torch.float32, torch.float64):
+        return None
+    if native.ops() is None:
+        return None
+    return kind == "minlstm"
+
+
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """``h_t = a_t * h_{t-1} + b_t`` for t = 0..T-1 with ``h_{-1} = h0``; ``a``, ``b`` (B, T, H), ``h0`` (B, H)."""
     return LinearScan.apply(a, b, h0)
@@ -232,12 +269,18 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
         T = int(lengths.max())  # nothing happens after the longest sequence ends
     outputs = []
     with parametrize.cached():
-        for t0 in range(0, T, steps):
+        # one split (one autograd node whose backward concatenates) rather than a slice per block, whose
+        # backward would fill a zero tensor the size of x for every block
+        for t0, x_block in zip(range(0, T, steps), (x if T == x.shape[1] else x[:, :T]).split(steps, dim=1)):
             t1 = min(T, t0 + steps)
             alive = None if lengths is None else alive_all[:, t0:t1]
-            px = cell.project(x[:, t0:t1])  # (B, t1 - t0, G)
+            px = cell.project(x_block)  # (B, t1 - t0, G)
             coefficients = cell.explicit_coefficients()
-            if coefficients is not None:
+            lstm = None if coefficients is None else _native_kind(coefficients, px)
+            if lstm is not None:
+                steps_alive = None if alive is None else alive[:, :, 0].sum(1)  # (B,) steps of this block each row lives
+                out, h = _NativeScan.apply(lstm, steps_alive, px, h)  # (B, t1 - t0, H), (B, H)
+            elif coefficients is not None:
                 out, h = _ExplicitScan.apply(coefficients, alive, px, h)  # (B, t1 - t0, H), (B, H)
             else:
                 a, b = cell.coefficients(px)  # (B, t1 - t0, H) each

@@ -1,0 +1,198 @@
+"""carousel's compiled CPU scan kernels (carousel.runners.native) against the eager scan and the reference loop."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import pytest
+import torch
+
+import carousel as C
+from carousel.runners import native, run
+from carousel.runners.scan import CHUNK, _NativeScan, run_scan
+
+CAN_BUILD = shutil.which("c++") is not None and importlib.util.find_spec("ninja") is not None
+
+
+@pytest.mark.skipif(not CAN_BUILD, reason="needs a C++ compiler and ninja")
+def test_kernels_build_where_a_compiler_is_present():
+    """Where a compiler and ninja exist (the test machine), the kernels must build: a broken build would
+    otherwise pass silently on the eager path."""
+    assert native.native_unavailable() is None
+    assert native.ops() is not None
+
+
+needs_native = pytest.mark.skipif(not CAN_BUILD, reason="needs a C++ compiler and ninja")
+
+
+def _both(cell, x, h0, lengths=None, steps=None):
+    """outputs, final state and the gradients of x, h0 and every parameter, native and eager."""
+    results = []
+    for on in (True, False):
+        xx, hh = x.detach().clone().requires_grad_(), h0.detach().clone().requires_grad_()
+        cell.zero_grad(set_to_none=True)
+        with native.use_native(on):
+            out, final = run_scan(cell, xx, cell.state_type(hh), lengths, steps=steps)
+        g = torch.Generator().manual_seed(1)
+        loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() + (final.h * 3).sum()
+        loss.backward()
+        results.append([out.detach(), final.h.detach(), xx.grad, hh.grad] + [p.grad for p in cell.parameters()])
+    return results
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["MinGRUCell", "MinLSTMCell"])
+@pytest.mark.parametrize("lengths", [None, [90, 41, 1, 17]], ids=["full", "lengths"])
+@pytest.mark.parametrize("steps", [None, 2 * CHUNK, 7], ids=["one-block", "blocks-32", "blocks-7"])
+def test_native_equals_eager_float64(name, lengths, steps):
+    torch.manual_seed(0)
+    cell = getattr(C, name)(5, 70, dtype=torch.float64)  # 70 hidden units: a slice of 64 and a ragged one
+    with torch.no_grad():
+        cell.weight_ih.mul_(8.0)  # pre-activations far into both tails of the sigmoids
+    x = torch.randn(4, 90, 5, dtype=torch.float64)
+    h0 = torch.randn(4, 70, dtype=torch.float64)
+    L = None if lengths is None else torch.tensor(lengths)
+    ours, eager = _both(cell, x, h0, L, steps)
+    for u, v in zip(ours, eager):
+        torch.testing.assert_close(u, v, rtol=1e-11, atol=1e-12)
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["MinGRUCell", "MinLSTMCell"])
+def test_native_float32_matches_float64_reference(name):
+    """The float kernel's polynomial exp (relative error < 2e-7) keeps float32 close to the float64 loop."""
+    torch.manual_seed(1)
+    cell64 = getattr(C, name)(6, 40, dtype=torch.float64)
+    cell32 = getattr(C, name)(6, 40)
+    cell32.load_state_dict({k: v.float() for k, v in cell64.state_dict().items()})
+    x = torch.randn(3, 300, 6, dtype=torch.float64) * 4
+    ref, _ = run(cell64, x, backend="reference")
+    with native.use_native(True):
+        out, _ = run(cell32, x.float(), backend="scan")
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("lstm", [True, False])
+def test_native_block_gradcheck(lstm):
+    g = torch.Generator().manual_seed(3)
+    H = 3
+    px = (torch.randn(2, 9, (3 if lstm else 2) * H, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    h0 = torch.randn(2, H, generator=g, dtype=torch.float64, requires_grad=True)
+    steps = torch.tensor([9, 4])
+    assert torch.autograd.gradcheck(lambda p, h: _NativeScan.apply(lstm, steps, p, h), (px, h0))
+
+
+@needs_native
+def test_native_gates_stay_finite_where_both_sigmoids_underflow():
+    """k_f = k_i = -200: both sigmoids are 0 in float32, their ratio is 1/2 (minLSTM's log-space promise)."""
+    cell = C.MinLSTMCell(1, 2)
+    with torch.no_grad():
+        cell.weight_ih.zero_()
+        cell.bias_ih.copy_(torch.tensor([-200.0, -200.0, -200.0, -190.0, 1.0, 1.0]))
+    x = torch.zeros(1, 4, 1, requires_grad=True)
+    with native.use_native(True):
+        out, _ = run(cell, x, backend="scan")
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(cell.bias_ih.grad).all()
+    ref, _ = run(cell, x.detach(), backend="reference")
+    torch.testing.assert_close(out.detach(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_turned_off_says_so_and_the_eager_path_serves():
+    cell = C.MinGRUCell(2, 3, dtype=torch.float64)
+    x = torch.randn(2, 40, 2, dtype=torch.float64)
+    with native.use_native(False):
+        assert "turned off" in native.native_unavailable()
+        assert native.ops() is None
+        out, _ = run(cell, x, backend="scan")
+    ref, _ = run(cell, x, backend="reference")
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def _lstm_run(cell, x, h0, c0, lengths, on):
+    xx, hh, cc = (t.detach().clone().requires_grad_() for t in (x, h0, c0))
+    cell.zero_grad(set_to_none=True)
+    torch.manual_seed(11)  # the recurrent-dropout mask is drawn from here
+    with native.use_native(on):
+        out, final = run(cell, xx, cell.state_type(hh, cc), lengths, backend="explicit")
+    g = torch.Generator().manual_seed(2)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() + (final.h * 2).sum() + (final.c * 3).sum()
+    loss.backward()
+    return [out.detach(), final.h.detach(), final.c.detach(), xx.grad, hh.grad, cc.grad] + [p.grad for p in cell.parameters()]
+
+
+@needs_native
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["plain", "layer-norm"])
+@pytest.mark.parametrize("dropout", [0.0, 0.4], ids=["no-mask", "recurrent-dropout"])
+@pytest.mark.parametrize("lengths", [None, [23, 9, 1]], ids=["full", "lengths"])
+def test_native_lstm_equals_eager_explicit_float64(layer_norm, dropout, lengths):
+    """Outputs, final state and every gradient (x, h0, c0, weights, layer-norm gains and biases) of the
+    compiled LSTM run equal the Python explicit step's, with the same recurrent-dropout mask."""
+    torch.manual_seed(0)
+    cell = C.LSTMCell(4, 70, layer_norm=layer_norm, dtype=torch.float64)  # 4H = 280: not a multiple of 16
+    if layer_norm:
+        with torch.no_grad():  # gains and biases away from 1 and 0, so that their use is tested
+            for ln in (cell.ln_hh, cell.ln_c):
+                ln.weight.uniform_(0.5, 1.5)
+                ln.bias.uniform_(-0.3, 0.3)
+    if dropout:
+        cell = C.RecurrentDropout(cell, p=dropout).train()
+    x = torch.randn(3, 23, 4, dtype=torch.float64)
+    h0, c0 = torch.randn(3, 70, dtype=torch.float64), torch.randn(3, 70, dtype=torch.float64)
+    L = None if lengths is None else torch.tensor(lengths)
+    ours, eager = _lstm_run(cell, x, h0, c0, L, True), _lstm_run(cell, x, h0, c0, L, False)
+    for u, v in zip(ours, eager):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
+
+
+@needs_native
+def test_native_lstm_float32_against_float64_reference_at_packed_size():
+    """At B=32, H=256 the products use oneDNN's prepacked weights; float32 stays near the float64 loop."""
+    torch.manual_seed(3)
+    cell64 = C.LSTMCell(8, 256, layer_norm=True, dtype=torch.float64)
+    cell32 = C.LSTMCell(8, 256, layer_norm=True)
+    cell32.load_state_dict({k: v.float() for k, v in cell64.state_dict().items()})
+    x = torch.randn(32, 12, 8, dtype=torch.float64)
+    ref, _ = run(cell64, x, backend="reference")
+    with native.use_native(True):
+        out, _ = run(cell32, x.float().requires_grad_(), backend="explicit")
+    torch.testing.assert_close(out.detach().double(), ref, rtol=1e-4, atol=2e-5)
+
+
+@needs_native
+def test_native_lstm_gradcheck():
+    torch.manual_seed(4)
+    cell = C.LSTMCell(2, 3, layer_norm=True, dtype=torch.float64)
+    x = torch.randn(2, 5, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 3])
+
+    def f(x, h0, c0):
+        with native.use_native(True):
+            out, final = run(cell, x, cell.state_type(h0, c0), lengths, backend="explicit")
+        return out, final.h, final.c
+
+    assert torch.autograd.gradcheck(f, (x, h0, c0))
+
+
+@needs_native
+def test_native_lstm_buffers_from_one_run_never_leak_into_the_next():
+    """The kernel's buffers are reused between runs: two runs kept alive at once must not share them."""
+    torch.manual_seed(5)
+    cell = C.LSTMCell(3, 16, layer_norm=True)
+    x1, x2 = torch.randn(2, 6, 3, requires_grad=True), torch.randn(2, 6, 3, requires_grad=True)
+    with native.use_native(True):
+        out1, _ = run(cell, x1, backend="explicit")
+        out2, _ = run(cell, x2, backend="explicit")
+        (g1,) = torch.autograd.grad(out1.sum(), x1)
+        (g2,) = torch.autograd.grad(out2.sum(), x2)
+    with native.use_native(False):
+        e1, _ = run(cell, x1, backend="explicit")
+        e2, _ = run(cell, x2, backend="explicit")
+        (h1,) = torch.autograd.grad(e1.sum(), x1)
+        (h2,) = torch.autograd.grad(e2.sum(), x2)
+    torch.testing.assert_close(g1, h1)
+    torch.testing.assert_close(g2, h2)
