@@ -3,7 +3,9 @@ r"""minGRU and minLSTM coefficients with their derivative written out, for the s
 ``carousel.runners.scan`` runs a block of steps as one autograd function when the cell offers
 ``explicit_coefficients()``: an object whose ``forward(px) -> (a, b)`` computes the coefficients
 of ``h_t = a_t h_{t-1} + b_t`` without autograd and whose ``backward(grad_a, grad_b, grad_px)``
-writes the gradient of ``px`` into the given buffer. Written out, the backward takes about half
+writes the gradient of ``px`` into the given buffer, and whose ``native_kind`` (``"mingru"``,
+``"minlstm"`` or None) names the compiled CPU kernel of ``carousel.runners.native`` that computes
+the same coefficients and recurrence in one pass (None: the eager path). Written out, the backward takes about half
 the passes over memory that autograd's chain of small nodes takes, and no concatenation.
 
 minGRU, ``px = [k, \tilde h]``:

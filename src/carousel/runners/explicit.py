@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
-from ..cells.lstm_explicit import _give, _take, packed_weight
+from ..cells.lstm_explicit import LSTMExplicitStep, _give, _take, packed_weight
 from . import native
 from .scan import functorch_active, refuse_double_backward
 
@@ -142,8 +142,6 @@ class _NativeLSTMRun(torch.autograd.Function):
 
 def _native_lstm(step, px: Tensor) -> bool:
     """Whether carousel's compiled LSTM kernel serves this run (a plain, layer-norm or masked LSTM step on CPU)."""
-    from ..cells.lstm_explicit import LSTMExplicitStep
-
     return (
         type(step) is LSTMExplicitStep and step.forget_gate and not step.peephole and not step.proj
         and px.device.type == "cpu" and px.dtype in (torch.float32, torch.float64) and native.ops() is not None

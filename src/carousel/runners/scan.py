@@ -23,6 +23,11 @@ so this runner is built to touch each number few times and to stay in cache:
   ``\partial L/\partial a_t = g_t h_{t-1}`` and ``\partial L/\partial h_{-1} = a_0 g_0``.
 
 Past a sequence's length ``a = 1`` and ``b = 0``, so its state is frozen; its outputs are zeroed.
+
+On a CPU, minGRU and minLSTM blocks run in carousel's compiled kernels where they build
+(``carousel.runners.native``: coefficients and recurrence in one pass), else as above. On a CUDA
+device the whole sequence is one associative scan (``carousel.runners.device_scan``), where a
+launch per step of a chunk would cost more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
 from . import native
+from .device_scan import associative_linear_scan, device_scan_available
 
 CHUNK = 16  # steps per chunk inside a block (the length of the in-chunk loop)
 BLOCK_ELEMENTS = 1 << 19  # about B * steps * H numbers per block: 2 MB in float32
@@ -241,7 +247,7 @@ class _NativeScan(torch.autograd.Function):
 
 def _native_kind(coefficients, px: Tensor) -> bool | None:
     """``True`` (minLSTM) or ``False`` (minGRU) when the compiled CPU kernels can run this block, else None."""
-    kind = getattr(coefficients, "native_kind", None)
+    kind = coefficients.native_kind  # "mingru", "minlstm" or None (see carousel.cells.minimal_explicit)
     if kind is None or px.device.type != "cpu" or px.dtype not in (torch.float32, torch.float64):
         return None
     if native.ops() is None:
@@ -267,6 +273,19 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
     if lengths is not None:
         alive_all = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device).unsqueeze(-1)  # (B, T, 1)
         T = int(lengths.max())  # nothing happens after the longest sequence ends
+    if device_scan_available(x) is None:  # a GPU: the whole sequence as one associative scan, no blocks
+        with parametrize.cached():
+            a, b = cell.coefficients(cell.project(x[:, :T]))  # (B, T, H) each
+        if lengths is not None:
+            alive = alive_all[:, :T]
+            a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
+            b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+        out = associative_linear_scan(a, b, h)
+        h = out[:, -1]
+        out = out if lengths is None else out * alive
+        if T < x.shape[1]:
+            out = torch.cat([out, h.new_zeros(B, x.shape[1] - T, h.shape[-1])], dim=1)
+        return out, cell.state_type(h)
     outputs = []
     with parametrize.cached():
         # one split (one autograd node whose backward concatenates) rather than a slice per block, whose

@@ -31,6 +31,8 @@ from typing import Iterator
 
 import torch
 
+from ..cpu import cpu_features
+
 _HERE = Path(__file__).parent
 _SOURCES = [_HERE / "scan_cpu.cpp", _HERE / "lstm_cpu.cpp"]
 _HEADERS = [_HERE / "common.h"]
@@ -41,8 +43,6 @@ _enabled = [os.environ.get("CAROUSEL_NATIVE", "1").strip().lower() not in ("0", 
 
 def _build_name() -> str:
     """An extension name that changes with the source, torch's version and this CPU's features."""
-    from ..cpu import cpu_features
-
     key = b"".join(p.read_bytes() for p in _SOURCES + _HEADERS) + torch.__version__.encode() + repr(sorted(cpu_features().items())).encode()
     return "carousel_native_" + hashlib.sha256(key).hexdigest()[:12]
 
