@@ -75,13 +75,22 @@ def test_native_float32_matches_float64_reference(name):
 
 @needs_native
 @pytest.mark.parametrize("lstm", [True, False])
-def test_native_block_gradcheck(lstm):
+@pytest.mark.parametrize("bias", [True, False])
+def test_native_block_gradcheck(lstm, bias):
+    """The projection fused: gradients of x, W, b and h0, in one block and in several."""
     g = torch.Generator().manual_seed(3)
-    H = 3
-    px = (torch.randn(2, 9, (3 if lstm else 2) * H, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    H, I = 3, 2
+    G = (3 if lstm else 2) * H
+    x = torch.randn(2, 9, I, generator=g, dtype=torch.float64, requires_grad=True)
+    W = (torch.randn(G, I, generator=g, dtype=torch.float64) * 2).requires_grad_()
+    b = torch.randn(G, generator=g, dtype=torch.float64, requires_grad=True) if bias else None
     h0 = torch.randn(2, H, generator=g, dtype=torch.float64, requires_grad=True)
-    steps = torch.tensor([9, 4])
-    assert torch.autograd.gradcheck(lambda p, h: _NativeScan.apply(lstm, steps, p, h), (px, h0))
+    lengths = torch.tensor([9, 4])
+    inputs = (x, W, h0) + ((b,) if bias else ())
+    for block in (9, 4):  # one block, and three blocks (4 + 4 + 1 steps) with the state carried between them
+        assert torch.autograd.gradcheck(
+            lambda x, W, h0, *b: _NativeScan.apply(lstm, lengths, block, x, W, b[0] if b else None, h0), inputs
+        )
 
 
 @needs_native

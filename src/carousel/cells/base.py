@@ -119,6 +119,11 @@ class Cell(nn.Module):
         """
         raise NotImplementedError(self.scan_unsupported())
 
+    def linear_projection(self) -> tuple[Tensor, Tensor | None] | None:
+        """``(weight, bias)`` when ``project(x)`` is exactly ``F.linear(x, weight, bias)`` (read inside
+        ``parametrize.cached()``), so that a runner may fuse the projection into its own kernel; else None."""
+        return None
+
     def explicit_coefficients(self) -> Any:
         """``coefficients`` with the derivative written out (``forward(px) -> (a, b)``,
         ``backward(grad_a, grad_b, grad_px)``), for the scan runner; None to let autograd differentiate."""

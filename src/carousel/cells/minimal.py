@@ -37,6 +37,9 @@ class _LinearRecurrenceCell(Cell):
     def project(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ih, self.bias_ih)  # (..., G)
 
+    def linear_projection(self) -> tuple[Tensor, Tensor | None] | None:
+        return (self.weight_ih, self.bias_ih) if type(self).project is _LinearRecurrenceCell.project else None
+
     def scan_unsupported(self) -> str | None:
         if not self.keeps_math_of(_LinearRecurrenceCell):
             return f"scan needs the step h = a * h + b of coefficients(px); {self.kind} changes its step"

@@ -34,11 +34,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import weakref
+
 import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
+from ..cells.lstm_explicit import _give, _take
 from . import native
 from .device_scan import associative_linear_scan, device_scan_available
 
@@ -219,36 +222,85 @@ class _ExplicitScan(torch.autograd.Function):
         return None, None, grad_px, a[:, 0] * g[:, 0]
 
 
-class _NativeScan(torch.autograd.Function):
-    """A block of minGRU or minLSTM steps in carousel's compiled CPU kernels (``carousel.runners.native``):
-    coefficients and recurrence in one pass forward, one backward; the same values as ``_ExplicitScan``.
+class _Holder:
+    """An object that dies with the autograd node holding it (a finaliser hangs on it)."""
 
-    ``(h, h_last) = apply(kind, steps, px, h0)``; ``steps`` (B,) int64 or None: how many steps of the block
-    each row lives (past them the state is frozen and nothing reaches ``px``).
+
+class _NativeScan(torch.autograd.Function):
+    """A whole minGRU or minLSTM run in carousel's compiled CPU kernels (``carousel.runners.native``), the
+    input projection included, block by block (``steps`` at a time, so that each block's ``px = x W^T + b``
+    is still in cache when the kernel reads it): coefficients and recurrence in one pass forward and one
+    backward, the same values as ``cell.project`` and ``_ExplicitScan``. The projections of all blocks
+    live in one buffer reused from run to run, and the gradient of ``px`` in one block-sized buffer (fresh
+    memory costs a page fault per 4 kB); it leaves as the gradients of ``x``, ``W`` and ``b``.
+
+    ``(h, h_last) = apply(lstm, lengths, steps, x, W, b, h0)``: ``x`` (B, T, I), ``h`` (B, T, H) with the
+    state frozen (not zeroed) past each row's length; ``lengths`` (B,) int64 or None.
     """
 
     @staticmethod
-    def forward(ctx, lstm: bool, steps: Tensor | None, px: Tensor, h0: Tensor):
-        px, h0 = px.contiguous(), h0.to(px.dtype).contiguous()
-        h = native.ops().scan_forward(px, h0, steps, lstm)  # (B, T, H)
-        ctx.lstm, ctx.steps = lstm, steps
-        ctx.save_for_backward(px, h, h0)
-        return h, h[:, -1].clone()
+    def forward(ctx, lstm: bool, lengths: Tensor | None, steps: int, x: Tensor, W: Tensor, b: Tensor | None, h0: Tensor):
+        B, T, _ = x.shape
+        G = W.shape[0]
+        ops = native.ops()
+        px_all = _take((B * T * G,), x)  # every block's projection, block after block
+        h = torch.empty(B, T, G // (3 if lstm else 2), dtype=x.dtype, device=x.device)
+        h_in = h0.to(x.dtype).contiguous()
+        blocks = []
+        for t0 in range(0, T, steps):
+            t1 = min(T, t0 + steps)
+            px = px_all[B * t0 * G : B * t1 * G].view(B, t1 - t0, G)
+            x_block = x[:, t0:t1].reshape(-1, x.shape[-1])  # (B * Tb, I)
+            if b is not None:
+                torch.addmm(b, x_block, W.t(), out=px.view(-1, G))
+            else:
+                torch.mm(x_block, W.t(), out=px.view(-1, G))
+            left = None if lengths is None else (lengths - t0).clamp(0, t1 - t0)  # (B,) steps of this block each row lives
+            ops.scan_forward(px, h_in, left, lstm, h[:, t0:t1])
+            blocks.append((t0, t1, left))
+            h_in = h[:, t1 - 1].contiguous()
+        ctx.lstm, ctx.blocks, ctx.has_bias = lstm, blocks, b is not None
+        ctx.save_for_backward(x, W, px_all, h, h0.to(x.dtype))
+        ctx.holder = _Holder()  # lives as long as this node: then px_all goes back to the pool
+        weakref.finalize(ctx.holder, _give, [px_all])
+        return h, h_in.clone()
 
     @staticmethod
     def backward(ctx, grad_h: Tensor, grad_last: Tensor):
         refuse_double_backward("scan")
-        px, h, h0 = ctx.saved_tensors
-        grad_px, grad_h0 = native.ops().scan_backward(
-            px, h, h0, grad_h.to(px.dtype).contiguous(), grad_last.to(px.dtype).contiguous(), ctx.steps, ctx.lstm
-        )
-        return None, None, grad_px, grad_h0
+        x, W, px_all, h, h0 = ctx.saved_tensors
+        B, T, I = x.shape
+        G = W.shape[0]
+        ops = native.ops()
+        grad_h = grad_h.to(h.dtype)
+        if grad_h.stride(2) != 1 or grad_h.stride(1) != grad_h.shape[2]:
+            grad_h = grad_h.contiguous()
+        carry = grad_last.to(h.dtype).contiguous()
+        t0_max, t1_max, _ = ctx.blocks[0]
+        block_buffer = _take((B * (t1_max - t0_max) * G,), h)  # the gradient of one block's px
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[3] else None
+        grad_W = torch.zeros_like(W) if ctx.needs_input_grad[4] else None
+        grad_b = torch.zeros(G, dtype=h.dtype, device=h.device) if ctx.has_bias and ctx.needs_input_grad[5] else None
+        for t0, t1, left in reversed(ctx.blocks):
+            px = px_all[B * t0 * G : B * t1 * G].view(B, t1 - t0, G)
+            grad_px = block_buffer[: B * (t1 - t0) * G].view(B, t1 - t0, G)
+            prev = h0 if t0 == 0 else h[:, t0 - 1].contiguous()
+            _, carry = ops.scan_backward(px, h[:, t0:t1], prev, grad_h[:, t0:t1], carry, left, ctx.lstm, grad_px)
+            flat = grad_px.view(-1, G)  # (B*Tb, G)
+            if grad_x is not None:
+                grad_x[:, t0:t1] = (flat @ W).view(B, t1 - t0, I)
+            if grad_W is not None:
+                grad_W.addmm_(flat.t(), x[:, t0:t1].reshape(-1, I))
+            if grad_b is not None:
+                grad_b += flat.sum(0)
+        _give([block_buffer])
+        return None, None, None, grad_x, grad_W, grad_b, carry
 
 
-def _native_kind(coefficients, px: Tensor) -> bool | None:
-    """``True`` (minLSTM) or ``False`` (minGRU) when the compiled CPU kernels can run this block, else None."""
+def _native_kind(coefficients, x: Tensor) -> bool | None:
+    """``True`` (minLSTM) or ``False`` (minGRU) when the compiled CPU kernels can run a block of ``x``, else None."""
     kind = coefficients.native_kind  # "mingru", "minlstm" or None (see carousel.cells.minimal_explicit)
-    if kind is None or px.device.type != "cpu" or px.dtype not in (torch.float32, torch.float64):
+    if kind is None or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return None
     if native.ops() is None:
         return None
@@ -263,6 +315,15 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
 def block_steps(batch_size: int, width: int) -> int:
     """Steps per block so that a block of ``(B, steps, width)`` numbers stays in cache."""
     return max(2 * CHUNK, BLOCK_ELEMENTS // max(1, batch_size * width))
+
+
+def _masked_and_padded(out: Tensor, h: Tensor, alive: Tensor | None, total: int, cell: Cell) -> tuple[Tensor, Any]:
+    """Outputs (B, T', H) of the steps run, zeroed past each length (``alive`` (B, T', 1)) and padded with
+    zeros to ``total`` steps; the final state ``h`` (B, H) as the cell's state."""
+    out = out if alive is None else out * alive
+    if out.shape[1] < total:
+        out = torch.cat([out, h.new_zeros(out.shape[0], total - out.shape[1], h.shape[-1])], dim=1)
+    return out, cell.state_type(h)
 
 
 def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *, steps: int | None = None) -> tuple[Tensor, Any]:
@@ -281,11 +342,17 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
             a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
             b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
         out = associative_linear_scan(a, b, h)
-        h = out[:, -1]
-        out = out if lengths is None else out * alive
-        if T < x.shape[1]:
-            out = torch.cat([out, h.new_zeros(B, x.shape[1] - T, h.shape[-1])], dim=1)
-        return out, cell.state_type(h)
+        return _masked_and_padded(out, out[:, -1], alive_all[:, :T] if lengths is not None else None, x.shape[1], cell)
+    coefficients = cell.explicit_coefficients()
+    lstm = None if coefficients is None else _native_kind(coefficients, x)
+    if lstm is not None:
+        with parametrize.cached():
+            projection = cell.linear_projection()
+            if projection is not None:  # carousel's CPU kernels, projection included
+                L = None if lengths is None else lengths.to(device="cpu", dtype=torch.int64).contiguous()
+                out, h = _NativeScan.apply(lstm, L, steps, x if T == x.shape[1] else x[:, :T], *projection, h)
+        if projection is not None:
+            return _masked_and_padded(out, h, alive_all[:, :T] if lengths is not None else None, x.shape[1], cell)
     outputs = []
     with parametrize.cached():
         # one split (one autograd node whose backward concatenates) rather than a slice per block, whose
@@ -294,12 +361,8 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
             t1 = min(T, t0 + steps)
             alive = None if lengths is None else alive_all[:, t0:t1]
             px = cell.project(x_block)  # (B, t1 - t0, G)
-            coefficients = cell.explicit_coefficients()
-            lstm = None if coefficients is None else _native_kind(coefficients, px)
-            if lstm is not None:
-                steps_alive = None if alive is None else alive[:, :, 0].sum(1)  # (B,) steps of this block each row lives
-                out, h = _NativeScan.apply(lstm, steps_alive, px, h)  # (B, t1 - t0, H), (B, H)
-            elif coefficients is not None:
+            coefficients = cell.explicit_coefficients()  # a fresh one per block: it keeps what its backward needs
+            if coefficients is not None:
                 out, h = _ExplicitScan.apply(coefficients, alive, px, h)  # (B, t1 - t0, H), (B, H)
             else:
                 a, b = cell.coefficients(px)  # (B, t1 - t0, H) each

@@ -42,7 +42,7 @@ inline void minlstm_gates(T kf, T ki, T& fp, T& ip) {
 }
 
 template <typename T, bool LSTM>
-void forward_kernel(const T* px, const T* h0, const int64_t* steps, T* h, int64_t B, int64_t Tn, int64_t H) {
+void forward_kernel(const T* px, const T* h0, const int64_t* steps, T* h, int64_t hb, int64_t B, int64_t Tn, int64_t H) {
   const int64_t G = (LSTM ? 3 : 2) * H, slices = (H + SLICE - 1) / SLICE;
   at::parallel_for(0, B * slices, 1, [&](int64_t begin, int64_t end) {
     T state[SLICE];
@@ -52,7 +52,7 @@ void forward_kernel(const T* px, const T* h0, const int64_t* steps, T* h, int64_
       for (int64_t j = 0; j < n; ++j) state[j] = h0[b * H + j0 + j];
       for (int64_t t = 0; t < Tn; ++t) {
         const T* __restrict p = px + (b * Tn + t) * G + j0;
-        T* __restrict out = h + (b * Tn + t) * H + j0;
+        T* __restrict out = h + b * hb + t * H + j0;
         if (t < live) {
           if constexpr (LSTM) {
 #pragma omp simd
@@ -79,8 +79,8 @@ void forward_kernel(const T* px, const T* h0, const int64_t* steps, T* h, int64_
 }
 
 template <typename T, bool LSTM>
-void backward_kernel(const T* px, const T* h, const T* h0, const T* grad_h, const T* grad_last, const int64_t* steps,
-                     T* grad_px, T* grad_h0, int64_t B, int64_t Tn, int64_t H) {
+void backward_kernel(const T* px, const T* h, int64_t hb, const T* h0, const T* grad_h, int64_t gb, const T* grad_last,
+                     const int64_t* steps, T* grad_px, T* grad_h0, int64_t B, int64_t Tn, int64_t H) {
   const int64_t G = (LSTM ? 3 : 2) * H, slices = (H + SLICE - 1) / SLICE;
   at::parallel_for(0, B * slices, 1, [&](int64_t begin, int64_t end) {
     T carry[SLICE];  // a_{t+1} g_{t+1}: what the step after t sends back to h_t
@@ -90,8 +90,8 @@ void backward_kernel(const T* px, const T* h, const T* h0, const T* grad_h, cons
       for (int64_t j = 0; j < n; ++j) carry[j] = grad_last[b * H + j0 + j];
       for (int64_t t = Tn - 1; t >= 0; --t) {
         const T* __restrict p = px + (b * Tn + t) * G + j0;
-        const T* __restrict dh = grad_h + (b * Tn + t) * H + j0;
-        const T* __restrict prev = t > 0 ? h + (b * Tn + t - 1) * H + j0 : h0 + b * H + j0;
+        const T* __restrict dh = grad_h + b * gb + t * H + j0;
+        const T* __restrict prev = t > 0 ? h + b * hb + (t - 1) * H + j0 : h0 + b * H + j0;
         T* __restrict dp = grad_px + (b * Tn + t) * G + j0;
         if (t >= live) {  // frozen: a = 1, b = 0
           for (int64_t j = 0; j < n; ++j) {
@@ -147,36 +147,48 @@ const int64_t* steps_ptr(const c10::optional<at::Tensor>& steps, int64_t B) {
   return steps->data_ptr<int64_t>();
 }
 
-at::Tensor scan_forward(const at::Tensor& px, const at::Tensor& h0, const c10::optional<at::Tensor>& steps, bool lstm) {
+// h, grad_h and h_out may be views of a longer sequence: (B, T, H) with unit strides over T and H.
+void check_rows(const at::Tensor& v, int64_t B, int64_t Tn, int64_t H, const char* name) {
+  TORCH_CHECK(v.dim() == 3 && v.size(0) == B && v.size(1) == Tn && v.size(2) == H && v.stride(2) == 1 && v.stride(1) == H,
+              name, " must be (B, T, H) with unit strides over T and H");
+}
+
+at::Tensor scan_forward(const at::Tensor& px, const at::Tensor& h0, const c10::optional<at::Tensor>& steps, bool lstm,
+                        const c10::optional<at::Tensor>& h_out) {
   check(px, h0, lstm ? 3 : 2);
   const int64_t B = px.size(0), Tn = px.size(1), H = h0.size(1);
-  at::Tensor h = at::empty({B, Tn, H}, px.options());
+  at::Tensor h = h_out.has_value() ? *h_out : at::empty({B, Tn, H}, px.options());
+  check_rows(h, B, Tn, H, "h_out");
+  TORCH_CHECK(h.scalar_type() == px.scalar_type(), "h_out must have px's dtype");
   const int64_t* st = steps_ptr(steps, B);
   AT_DISPATCH_FLOATING_TYPES(px.scalar_type(), "carousel_scan_forward", [&] {
-    if (lstm)
-      forward_kernel<scalar_t, true>(px.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(), st, h.data_ptr<scalar_t>(), B, Tn, H);
-    else
-      forward_kernel<scalar_t, false>(px.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(), st, h.data_ptr<scalar_t>(), B, Tn, H);
+    auto run = lstm ? forward_kernel<scalar_t, true> : forward_kernel<scalar_t, false>;
+    run(px.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(), st, h.data_ptr<scalar_t>(), h.stride(0), B, Tn, H);
   });
   return h;
 }
 
 std::tuple<at::Tensor, at::Tensor> scan_backward(const at::Tensor& px, const at::Tensor& h, const at::Tensor& h0,
                                                  const at::Tensor& grad_h, const at::Tensor& grad_last,
-                                                 const c10::optional<at::Tensor>& steps, bool lstm) {
+                                                 const c10::optional<at::Tensor>& steps, bool lstm,
+                                                 const c10::optional<at::Tensor>& grad_px_out) {
   check(px, h0, lstm ? 3 : 2);
   const int64_t B = px.size(0), Tn = px.size(1), H = h0.size(1);
-  TORCH_CHECK(h.is_contiguous() && grad_h.is_contiguous() && grad_last.is_contiguous(), "h, grad_h, grad_last must be contiguous");
-  TORCH_CHECK(h.sizes() == grad_h.sizes() && h.size(0) == B && h.size(1) == Tn && h.size(2) == H, "h and grad_h must be (B, T, H)");
+  check_rows(h, B, Tn, H, "h");
+  check_rows(grad_h, B, Tn, H, "grad_h");
+  TORCH_CHECK(grad_last.is_contiguous(), "grad_last must be contiguous");
   TORCH_CHECK(grad_last.sizes() == h0.sizes(), "grad_last must be (B, H)");
   TORCH_CHECK(h.scalar_type() == px.scalar_type() && grad_h.scalar_type() == px.scalar_type() &&
               grad_last.scalar_type() == px.scalar_type(), "all tensors must have px's dtype");
-  at::Tensor grad_px = at::empty_like(px), grad_h0 = at::empty_like(h0);
+  at::Tensor grad_px = grad_px_out.has_value() ? *grad_px_out : at::empty_like(px), grad_h0 = at::empty_like(h0);
+  TORCH_CHECK(grad_px.sizes() == px.sizes() && grad_px.is_contiguous() && grad_px.scalar_type() == px.scalar_type(),
+              "grad_px_out must be a contiguous tensor like px");
   const int64_t* st = steps_ptr(steps, B);
   AT_DISPATCH_FLOATING_TYPES(px.scalar_type(), "carousel_scan_backward", [&] {
     auto run = lstm ? backward_kernel<scalar_t, true> : backward_kernel<scalar_t, false>;
-    run(px.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(), grad_h.data_ptr<scalar_t>(),
-        grad_last.data_ptr<scalar_t>(), st, grad_px.data_ptr<scalar_t>(), grad_h0.data_ptr<scalar_t>(), B, Tn, H);
+    run(px.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), h.stride(0), h0.data_ptr<scalar_t>(), grad_h.data_ptr<scalar_t>(),
+        grad_h.stride(0), grad_last.data_ptr<scalar_t>(), st, grad_px.data_ptr<scalar_t>(), grad_h0.data_ptr<scalar_t>(), B,
+        Tn, H);
   });
   return {grad_px, grad_h0};
 }
@@ -184,8 +196,8 @@ std::tuple<at::Tensor, at::Tensor> scan_backward(const at::Tensor& px, const at:
 }  // namespace
 
 TORCH_LIBRARY(carousel_native, m) {
-  m.def("scan_forward(Tensor px, Tensor h0, Tensor? steps, bool lstm) -> Tensor");
-  m.def("scan_backward(Tensor px, Tensor h, Tensor h0, Tensor grad_h, Tensor grad_last, Tensor? steps, bool lstm) -> (Tensor, Tensor)");
+  m.def("scan_forward(Tensor px, Tensor h0, Tensor? steps, bool lstm, Tensor? h_out=None) -> Tensor");
+  m.def("scan_backward(Tensor px, Tensor h, Tensor h0, Tensor grad_h, Tensor grad_last, Tensor? steps, bool lstm, Tensor? grad_px_out=None) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(carousel_native, CPU, m) {
