@@ -49,6 +49,9 @@ from .levels import (
 )
 from .reference import observe_steps, run_reference
 from .scan import linear_scan, run_scan
+from .device_scan import associative_linear_scan
+from .graphs import clear_graphs, use_cuda_graphs
+from .native import native_unavailable, use_native
 
 __all__ = [
     "run",
@@ -58,6 +61,11 @@ __all__ = [
     "run_fused_stack",
     "run_scan",
     "linear_scan",
+    "associative_linear_scan",
+    "use_native",
+    "native_unavailable",
+    "use_cuda_graphs",
+    "clear_graphs",
     "Backend",
     "register_backend",
     "resolve_backend",

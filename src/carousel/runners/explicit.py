@@ -23,6 +23,12 @@ frozen and their outputs are zero, and the gradient of a frozen state passes str
 and the plumbing into autograd. It must agree with ``run_reference`` on outputs, final state and
 every gradient (tests/runners/test_explicit.py); the backward is first-order only and refuses
 ``create_graph=True`` with an error that names ``backend="reference"``, which serves double backward.
+
+On CUDA the same two loops are captured once per configuration and replayed as CUDA graphs
+(``carousel.runners.graphs``: one launch per run instead of a dozen per step); there, with lengths,
+every step takes the masked path (one graph for any lengths). ``CAROUSEL_CUDA_GRAPHS=0`` or
+``use_cuda_graphs(False)`` runs the loops uncaptured; on the CPU nothing is captured unless a test
+asks for the recorder's test double (``use_cuda_graphs(recorder=ReplayRecorder())``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from torch.nn.utils import parametrize
 
 from ..cells.base import Cell
 from ..cells.lstm_explicit import LSTMExplicitStep, _give, _take, packed_weight
-from . import native
+from . import graphs, native
 from .scan import functorch_active, refuse_double_backward
 
 
@@ -45,6 +51,47 @@ def explicit_unsupported(cell: Cell, x: Tensor) -> str | None:
     if functorch_active():
         return "its autograd function has no torch.func (vmap, grad, jacrev) rules"
     return None if cell.explicit_step() is not None else f"{cell.kind} has no explicit step in this configuration"
+
+
+def _forward_loop(step, px: Tensor, state: tuple, hs: Tensor, alive: Tensor | None, shortest: int) -> tuple:
+    """Run ``step.forward`` over every step of ``px`` (B, T, G) from ``state``; ``h`` of step t goes to
+    ``hs[t + 1]`` (zero past a sequence's end); returns the final state. Steps from ``shortest`` on are
+    masked with ``alive`` (T, B): a finished sequence's state is frozen."""
+    zero = torch.zeros((), dtype=px.dtype, device=px.device)
+    for t, px_t in enumerate(px.unbind(1)):
+        if t < shortest:
+            state = step.forward(t, px_t, state, hs[t + 1])  # h_t written in place
+        else:
+            new = step.forward(t, px_t, state, None)
+            a = alive[t].unsqueeze(1)  # (B, 1)
+            state = tuple(torch.where(a, n, s) for n, s in zip(new, state))
+            torch.where(a, new[0], zero, out=hs[t + 1])
+    return state
+
+
+def _backward_loop(step, hs: Tensor, grad_out: Tensor, grad: list, alive: Tensor | None, shortest: int):
+    """The backward of ``_forward_loop``: ``grad`` reaches the final state, ``grad_out`` (B, T, F) the
+    outputs; returns ``(grad_px (B, T, G), grad of the initial state, grads of the step's tensors)``."""
+    for t, grad_out_t in reversed(list(enumerate(grad_out.unbind(1)))):
+        if t < shortest:
+            grad[0] = grad[0] + grad_out_t
+            grad = step.backward(t, grad)
+        else:
+            a = alive[t].unsqueeze(1)  # (B, 1): a finished sequence's output is zero, its state passes through
+            grad[0] = grad[0] + torch.where(a, grad_out_t, 0.0)
+            through = step.backward(t, [torch.where(a, g, 0.0) for g in grad])
+            grad = [p + torch.where(a, 0.0, g) for p, g in zip(through, grad)]
+    grad_px, grads = step.finish(hs[:-1])  # the step keeps its buffers: a retained graph may run backward again
+    return grad_px, grad, grads
+
+
+def _graph_forward_loop(step, px: Tensor, state: tuple, hs: Tensor, alive: Tensor | None) -> tuple:
+    # captured: with lengths every step is masked, so that one graph serves any lengths
+    return _forward_loop(step, px, state, hs, alive, px.shape[1] if alive is None else 0)
+
+
+def _graph_backward_loop(step, hs: Tensor, grad_out: Tensor, grad: list, alive: Tensor | None):
+    return _backward_loop(step, hs, grad_out, grad, alive, grad_out.shape[1] if alive is None else 0)
 
 
 class _ExplicitRun(torch.autograd.Function):
@@ -57,16 +104,8 @@ class _ExplicitRun(torch.autograd.Function):
         hs = px.new_empty(T + 1, B, state[0].shape[-1])  # (T+1, B, F): h entering each step, then the last
         hs[0] = state[0]
         shortest = T if lengths is None else int(lengths.min())
-        alive = None if lengths is None else (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(px.device)  # (T, B)
-        zero = torch.zeros((), dtype=px.dtype, device=px.device)
-        for t, px_t in enumerate(px.unbind(1)):
-            if t < shortest:
-                state = step.forward(t, px_t, state, hs[t + 1])  # h_t written in place
-            else:
-                new = step.forward(t, px_t, state, None)
-                a = alive[t].unsqueeze(1)  # (B, 1)
-                state = tuple(torch.where(a, n, s) for n, s in zip(new, state))
-                torch.where(a, new[0], zero, out=hs[t + 1])
+        alive = None if lengths is None else _alive(lengths, T, px.device)  # (T, B)
+        state = _forward_loop(step, px, state, hs, alive, shortest)
         ctx.step, ctx.alive, ctx.shortest = step, alive, shortest
         if keep:
             ctx.save_for_backward(hs)
@@ -77,19 +116,13 @@ class _ExplicitRun(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor, *grad_final: Tensor):
         refuse_double_backward("explicit")
         (hs,) = ctx.saved_tensors
-        step, alive, shortest = ctx.step, ctx.alive, ctx.shortest
-        grad = list(grad_final)  # gradient reaching the state after step t, starting from the last
-        for t, grad_out_t in reversed(list(enumerate(grad_out.unbind(1)))):
-            if t < shortest:
-                grad[0] = grad[0] + grad_out_t
-                grad = step.backward(t, grad)
-            else:
-                a = alive[t].unsqueeze(1)  # (B, 1): a finished sequence's output is zero, its state passes through
-                grad[0] = grad[0] + torch.where(a, grad_out_t, 0.0)
-                through = step.backward(t, [torch.where(a, g, 0.0) for g in grad])
-                grad = [p + torch.where(a, 0.0, g) for p, g in zip(through, grad)]
-        grad_px, grads = step.finish(hs[:-1])  # the step keeps its buffers: a retained graph may run backward again
+        grad_px, grad, grads = _backward_loop(ctx.step, hs, grad_out, list(grad_final), ctx.alive, ctx.shortest)
         return (None, None, None, None, grad_px, *grad, *grads)
+
+
+def _alive(lengths: Tensor, T: int, device: torch.device) -> Tensor:
+    """(T, B) bool: step t of sequence b lies inside its length."""
+    return (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(device)
 
 
 class _NativeLSTMRun(torch.autograd.Function):
@@ -149,19 +182,31 @@ def _native_lstm(step, px: Tensor) -> bool:
 
 
 def run_explicit(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
-    """Run ``cell`` with its explicit step; same contract as ``run_reference``."""
+    """Run ``cell`` with its explicit step; same contract as ``run_reference``.
+
+    On CUDA the whole loop, forward and backward, is replayed from a captured CUDA graph
+    (``carousel.runners.graphs``; off with ``CAROUSEL_CUDA_GRAPHS=0`` or ``use_cuda_graphs(False)``).
+    """
     B, T, _ = x.shape
+    recorder = graphs.graph_recorder(x)
     with parametrize.cached():
         step = cell.explicit_step()
         if step is None:
             raise ValueError(f"backend 'explicit' cannot run {cell.kind}: {explicit_unsupported(cell, x)}")
-        if lengths is not None:
+        if lengths is not None and recorder is None:
             longest = int(lengths.max())
-            x = x[:, :longest] if longest < T else x
+            x = x[:, :longest] if longest < T else x  # a graph keeps all T steps: one graph for any lengths
         px = cell.project(x)  # (B, T', G); a cell that masks h_{t-1} starts its sequence here
         h_mask = cell.recurrent_mask(B, px)  # (B, F) or None, drawn as the reference's first step draws it
         tensors = step.tensors
-        if _native_lstm(step, px):
+        result = None
+        if recorder is not None:
+            alive = None if lengths is None else _alive(lengths, T, px.device)
+            result = graphs.run_graphed(recorder, cell, cell.explicit_step, (_graph_forward_loop, _graph_backward_loop),
+                                        px, state, tensors, h_mask, alive)
+        if result is not None:
+            out, *final = result
+        elif _native_lstm(step, px):
             steps = None if lengths is None else lengths.to(device="cpu", dtype=torch.int64).contiguous()
             out, *final = _NativeLSTMRun.apply(step, steps, h_mask, px, *state, *tensors)
         else:
