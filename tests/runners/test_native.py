@@ -205,3 +205,19 @@ def test_native_lstm_buffers_from_one_run_never_leak_into_the_next():
         (h2,) = torch.autograd.grad(e2.sum(), x2)
     torch.testing.assert_close(g1, h1)
     torch.testing.assert_close(g2, h2)
+
+
+@pytest.mark.parametrize("name", ["scan", "explicit"])
+def test_torch_compile_runs_carousels_own_kernels_outside_the_graph(name):
+    """torch.compile of a model with a scan or explicit layer: carousel's kernels (compiled or eager) are
+    called as they are (the runners are marked torch.compiler.disable), with the eager results and gradients."""
+    torch.manual_seed(0)
+    cell = C.MinLSTMCell(3, 4) if name == "scan" else C.LSTMCell(3, 4, layer_norm=True)
+    layer = C.Recurrent(cell, backend=name)
+    x = torch.randn(2, 40, 3, requires_grad=True)
+    ref = layer(x)[0]
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    out = torch.compile(layer)(x)[0]
+    (g,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(g, g_ref)

@@ -181,6 +181,7 @@ def _native_lstm(step, px: Tensor) -> bool:
     )
 
 
+@torch.compiler.disable  # its own loops and kernels: torch.compile runs it as it is, outside the graph
 def run_explicit(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
     """Run ``cell`` with its explicit step; same contract as ``run_reference``.
 

@@ -297,6 +297,11 @@ class _NativeScan(torch.autograd.Function):
         return None, None, None, grad_x, grad_W, grad_b, carry
 
 
+@torch.compiler.disable  # carousel's compiled kernels have no tracing rules: torch.compile calls them as they are
+def _native_scan(*args):
+    return _NativeScan.apply(*args)
+
+
 def _native_kind(coefficients, x: Tensor) -> bool | None:
     """``True`` (minLSTM) or ``False`` (minGRU) when the compiled CPU kernels can run a block of ``x``, else None."""
     kind = coefficients.native_kind  # "mingru", "minlstm" or None (see carousel.cells.minimal_explicit)
@@ -350,7 +355,7 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
             projection = cell.linear_projection()
             if projection is not None:  # carousel's CPU kernels, projection included
                 L = None if lengths is None else lengths.to(device="cpu", dtype=torch.int64).contiguous()
-                out, h = _NativeScan.apply(lstm, L, steps, x if T == x.shape[1] else x[:, :T], *projection, h)
+                out, h = _native_scan(lstm, L, steps, x if T == x.shape[1] else x[:, :T], *projection, h)
         if projection is not None:
             return _masked_and_padded(out, h, alive_all[:, :T] if lengths is not None else None, x.shape[1], cell)
     outputs = []
