@@ -221,3 +221,20 @@ def test_torch_compile_runs_carousels_own_kernels_outside_the_graph(name):
     (g,) = torch.autograd.grad(out.sum(), x)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(g, g_ref)
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["MinGRUCell", "MinLSTMCell"])
+@pytest.mark.parametrize("B, T, H", [(1, 1, 1), (1, 5, 1), (2, 1, 3), (1, 3, 2)])
+def test_native_scan_at_sizes_of_one(name, B, T, H):
+    """Sizes of one (whose strides torch leaves free, e.g. the gradient of out.sum() expanded from a scalar)."""
+    torch.manual_seed(6)
+    cell = getattr(C, name)(2, H, dtype=torch.float64)
+    x, h0 = torch.randn(B, T, 2, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
+    ours, eager = _both(cell, x, h0)
+    for u, v in zip(ours, eager):
+        torch.testing.assert_close(u, v, rtol=1e-11, atol=1e-12)
+    with native.use_native(True):
+        xx = x.clone().requires_grad_()
+        run(cell, xx, backend="scan")[0].sum().backward()  # an expanded gradient reaches the kernel
+    assert torch.isfinite(xx.grad).all()

@@ -273,7 +273,7 @@ class _NativeScan(torch.autograd.Function):
         G = W.shape[0]
         ops = native.ops()
         grad_h = grad_h.to(h.dtype)
-        if grad_h.stride(2) != 1 or grad_h.stride(1) != grad_h.shape[2]:
+        if not grad_h.is_contiguous():  # the kernel reads (B, T, H) rows with unit strides over T and H
             grad_h = grad_h.contiguous()
         carry = grad_last.to(h.dtype).contiguous()
         t0_max, t1_max, _ = ctx.blocks[0]

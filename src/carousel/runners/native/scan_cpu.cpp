@@ -149,8 +149,9 @@ const int64_t* steps_ptr(const c10::optional<at::Tensor>& steps, int64_t B) {
 
 // h, grad_h and h_out may be views of a longer sequence: (B, T, H) with unit strides over T and H.
 void check_rows(const at::Tensor& v, int64_t B, int64_t Tn, int64_t H, const char* name) {
-  TORCH_CHECK(v.dim() == 3 && v.size(0) == B && v.size(1) == Tn && v.size(2) == H && v.stride(2) == 1 && v.stride(1) == H,
-              name, " must be (B, T, H) with unit strides over T and H");
+  TORCH_CHECK(v.dim() == 3 && v.size(0) == B && v.size(1) == Tn && v.size(2) == H && (H <= 1 || v.stride(2) == 1) &&
+                  (Tn <= 1 || v.stride(1) == H),
+              name, " must be (B, T, H) with unit strides over T and H");  // a stride of a size-1 dimension is never used
 }
 
 at::Tensor scan_forward(const at::Tensor& px, const at::Tensor& h0, const c10::optional<at::Tensor>& steps, bool lstm,
