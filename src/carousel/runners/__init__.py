@@ -52,6 +52,7 @@ from .scan import linear_scan, run_scan
 from .device_scan import associative_linear_scan
 from .graphs import clear_graphs, use_cuda_graphs
 from .native import native_unavailable, use_native
+from .paths import kernel_path
 
 __all__ = [
     "run",
@@ -63,6 +64,7 @@ __all__ = [
     "linear_scan",
     "associative_linear_scan",
     "use_native",
+    "kernel_path",
     "native_unavailable",
     "use_cuda_graphs",
     "clear_graphs",
