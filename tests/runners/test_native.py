@@ -238,3 +238,37 @@ def test_native_scan_at_sizes_of_one(name, B, T, H):
         xx = x.clone().requires_grad_()
         run(cell, xx, backend="scan")[0].sum().backward()  # an expanded gradient reaches the kernel
     assert torch.isfinite(xx.grad).all()
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
+    """A build killed midway leaves torch's lock file; left there, every later process would wait forever."""
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    native._remove_stale_lock(tmp_path)
+    assert lock.exists()  # a build may be running right now
+    old = time.time() - native.STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    native._remove_stale_lock(tmp_path)
+    assert not lock.exists()
+    native._remove_stale_lock(None)  # no folder known: nothing to do
+
+
+def test_an_unbuildable_kernel_falls_back_with_the_reason(monkeypatch):
+    """Where the build fails (no compiler, an unwritable cache), the eager path serves and says why."""
+    from torch.utils import cpp_extension
+
+    def fail(**kwargs):
+        raise RuntimeError("Error building extension 'carousel_native': c++: not found")
+
+    monkeypatch.setattr(cpp_extension, "load", fail)
+    monkeypatch.setattr(native, "_state", {})
+    assert native.ops() is None
+    assert "could not be built" in native.native_unavailable() and "c++: not found" in native.native_unavailable()
+    cell = C.MinGRUCell(2, 3, dtype=torch.float64)
+    x = torch.randn(2, 40, 2, dtype=torch.float64)
+    out, _ = run(cell, x, backend="scan")
+    ref, _ = run(cell, x, backend="reference")
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)

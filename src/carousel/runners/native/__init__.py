@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -59,6 +60,20 @@ def _find_ninja() -> None:
             pass
 
 
+STALE_LOCK_SECONDS = 600  # a build takes well under a minute; an older lock is left by a killed build
+
+
+def _remove_stale_lock(folder: Path | None) -> None:
+    """torch's builder waits for as long as a ``lock`` file exists in the build folder; a build killed
+    midway (Ctrl-C, a time limit) leaves one behind, and every later process would wait forever."""
+    lock = None if folder is None else folder / "lock"
+    try:
+        if lock is not None and lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink()
+    except OSError:
+        pass
+
+
 def _build() -> None:
     try:
         from torch.utils import cpp_extension
@@ -68,9 +83,11 @@ def _build() -> None:
         name = _build_name()
         quiet = os.environ.get("CAROUSEL_NATIVE_VERBOSE") is None
         try:
-            built = Path(cpp_extension._get_build_directory(name, False)) / f"{name}.so"
+            folder = Path(cpp_extension._get_build_directory(name, False))
+            built = folder / f"{name}.so"
         except Exception:  # a private helper of torch's: without it, say nothing rather than guess
-            built = None
+            folder = built = None
+        _remove_stale_lock(folder)
         if quiet and built is not None and not built.exists():
             print("carousel: compiling the CPU kernels for this machine (once, about half a minute; cached) ...",
                   file=sys.stderr, flush=True)

@@ -34,4 +34,9 @@ inline double tanh_(double x) { return std::tanh(x); }
 
 constexpr int64_t SLICE = 64;  // hidden units per task of the scan kernels
 
+// The grain for at::parallel_for over `tasks` tasks that together touch `elements` numbers: all of
+// them in one thread when the work is small (waking threads costs more than it saves, and on a busy
+// machine a parallel region waits for its slowest thread), else one task at a time.
+inline int64_t grain(int64_t tasks, int64_t elements) { return elements < (int64_t(1) << 15) ? (tasks > 0 ? tasks : 1) : 1; }
+
 }  // namespace carousel_native

@@ -85,7 +85,7 @@ void forward_rows(const Options& op, int64_t t, int64_t Tn, int64_t B, int64_t H
                   T* stats, T* hs_out, T* h_cur, T* c_cur) {
   const int64_t G = 4 * H;
   const bool ln = op.ln;
-  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B, grain(B, B * G), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       T* __restrict a = A + b * G;
       T* __restrict c = C + b * H;
@@ -204,7 +204,7 @@ void backward_rows(const Options& op, int64_t t, int64_t B, int64_t H, const T* 
                    const int64_t* steps, const T* dh_in, T* dc_carry, T* dA, T* dR, T* acc) {
   const int64_t G = 4 * H;
   const bool ln = op.ln;
-  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B, grain(B, B * G), [&](int64_t begin, int64_t end) {
     std::vector<T> dl(H), dcl(H);
     // this thread's sums over steps and rows of the layer norms' gain and bias gradients: [g_hh, b_hh, g_c, b_c]
     T* __restrict sums = acc + at::get_thread_num() * (2 * G + 2 * H);

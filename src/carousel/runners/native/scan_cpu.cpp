@@ -44,7 +44,7 @@ inline void minlstm_gates(T kf, T ki, T& fp, T& ip) {
 template <typename T, bool LSTM>
 void forward_kernel(const T* px, const T* h0, const int64_t* steps, T* h, int64_t hb, int64_t B, int64_t Tn, int64_t H) {
   const int64_t G = (LSTM ? 3 : 2) * H, slices = (H + SLICE - 1) / SLICE;
-  at::parallel_for(0, B * slices, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * slices, grain(B * slices, B * Tn * H), [&](int64_t begin, int64_t end) {
     T state[SLICE];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / slices, j0 = (task % slices) * SLICE, n = std::min(SLICE, H - j0);
@@ -82,7 +82,7 @@ template <typename T, bool LSTM>
 void backward_kernel(const T* px, const T* h, int64_t hb, const T* h0, const T* grad_h, int64_t gb, const T* grad_last,
                      const int64_t* steps, T* grad_px, T* grad_h0, int64_t B, int64_t Tn, int64_t H) {
   const int64_t G = (LSTM ? 3 : 2) * H, slices = (H + SLICE - 1) / SLICE;
-  at::parallel_for(0, B * slices, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * slices, grain(B * slices, B * Tn * H), [&](int64_t begin, int64_t end) {
     T carry[SLICE];  // a_{t+1} g_{t+1}: what the step after t sends back to h_t
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / slices, j0 = (task % slices) * SLICE, n = std::min(SLICE, H - j0);
