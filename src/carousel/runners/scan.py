@@ -46,6 +46,9 @@ from . import native
 from .device_scan import associative_linear_scan, device_scan_available
 
 CHUNK = 16  # steps per chunk inside a block (the length of the in-chunk loop)
+# the compiled scan runs a whole run in one parallel region, a batch row at a time, when there are at
+# least this many rows per thread (else block after block, each block's rows and units side by side)
+ROWS_PER_THREAD = 2
 BLOCK_ELEMENTS = 1 << 19  # about B * steps * H numbers per block: 2 MB in float32
 
 
@@ -246,6 +249,16 @@ class _NativeScan(torch.autograd.Function):
         px_all = _take((B * T * G,), x)  # every block's projection, block after block
         h = torch.empty(B, T, G // (3 if lstm else 2), dtype=x.dtype, device=x.device)
         h_in = h0.to(x.dtype).contiguous()
+        ctx.lstm, ctx.steps, ctx.has_bias, ctx.lengths = lstm, steps, b is not None, lengths
+        ctx.rows = B >= ROWS_PER_THREAD * torch.get_num_threads()
+        ctx.holder = _Holder()  # lives as long as this node: then px_all goes back to the pool
+        weakref.finalize(ctx.holder, _give, [px_all])
+        if ctx.rows:  # one parallel region for the whole run, a batch row at a time
+            x = x.contiguous()
+            ops.scan_run_forward(x, W, b, h_in, lengths, lstm, steps, px_all.view(B, T, G), h)
+            ctx.blocks = None
+            ctx.save_for_backward(x, W, px_all, h, h_in)
+            return h, h[:, -1].clone()
         blocks = []
         for t0 in range(0, T, steps):
             t1 = min(T, t0 + steps)
@@ -259,10 +272,8 @@ class _NativeScan(torch.autograd.Function):
             ops.scan_forward(px, h_in, left, lstm, h[:, t0:t1])
             blocks.append((t0, t1, left))
             h_in = h[:, t1 - 1].contiguous()
-        ctx.lstm, ctx.blocks, ctx.has_bias = lstm, blocks, b is not None
+        ctx.blocks = blocks
         ctx.save_for_backward(x, W, px_all, h, h0.to(x.dtype))
-        ctx.holder = _Holder()  # lives as long as this node: then px_all goes back to the pool
-        weakref.finalize(ctx.holder, _give, [px_all])
         return h, h_in.clone()
 
     @staticmethod
@@ -276,6 +287,13 @@ class _NativeScan(torch.autograd.Function):
         if not grad_h.is_contiguous():  # the kernel reads (B, T, H) rows with unit strides over T and H
             grad_h = grad_h.contiguous()
         carry = grad_last.to(h.dtype).contiguous()
+        if ctx.rows:
+            grad_x, grad_W, grad_b, grad_h0 = ops.scan_run_backward(
+                x, W, px_all.view(B, T, G), h, h0, grad_h, carry, ctx.lengths, ctx.lstm, ctx.steps,
+                ctx.needs_input_grad[3], ctx.has_bias and ctx.needs_input_grad[5],
+            )
+            return (None, None, None, grad_x if ctx.needs_input_grad[3] else None,
+                    grad_W if ctx.needs_input_grad[4] else None, grad_b if ctx.has_bias and ctx.needs_input_grad[5] else None, grad_h0)
         t0_max, t1_max, _ = ctx.blocks[0]
         block_buffer = _take((B * (t1_max - t0_max) * G,), h)  # the gradient of one block's px
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[3] else None

@@ -18,7 +18,15 @@
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
+#include <omp.h>
+#include <c10/core/GradMode.h>
+
+#include <exception>
+#include <vector>
 
 #include "common.h"
 
@@ -41,39 +49,101 @@ inline void minlstm_gates(T kf, T ki, T& fp, T& ip) {
   ip = (e0 + ef) * inv;
 }
 
+// The recurrence over `count` steps of one batch row, for hidden units [j0, j0 + n): p points at px of
+// the first step (G numbers a step), out at h of the first step (H a step); the first `live` steps run,
+// the rest keep the state. `state` (the row's H numbers) is read and left at the last state.
+template <typename T, bool LSTM>
+inline void forward_span(const T* p, T* out, int64_t count, int64_t live, int64_t j0, int64_t n, int64_t G, int64_t H,
+                         T* state) {
+  T* __restrict s = state + j0;
+  for (int64_t t = 0; t < count; ++t) {
+    const T* __restrict q = p + t * G + j0;
+    T* __restrict o = out + t * H + j0;
+    if (t < live) {
+      if constexpr (LSTM) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          T fp, ip;
+          minlstm_gates(q[j], q[H + j], fp, ip);
+          s[j] = fp * s[j] + ip * q[2 * H + j];
+          o[j] = s[j];
+        }
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          const T z = sigmoid(q[j]);
+          s[j] = (T(1) - z) * s[j] + z * q[H + j];
+          o[j] = s[j];
+        }
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) o[j] = s[j];
+    }
+  }
+}
+
+// Its backward, steps count-1 .. 0: h and dh point at the span's first step (H a step), prev0 at the
+// state entering it, dp at the gradient of px (G a step); `carry` (the row's H numbers, a_{t+1} g_{t+1})
+// comes in from the step after the span and leaves as the gradient of the state entering it.
+template <typename T, bool LSTM>
+inline void backward_span(const T* p, const T* h, const T* prev0, const T* dh_all, T* dp_all, int64_t count,
+                          int64_t live, int64_t j0, int64_t n, int64_t G, int64_t H, T* carry) {
+  T* __restrict c = carry + j0;
+  for (int64_t t = count - 1; t >= 0; --t) {
+    const T* __restrict q = p + t * G + j0;
+    const T* __restrict dh = dh_all + t * H + j0;
+    const T* __restrict prev = (t > 0 ? h + (t - 1) * H : prev0) + j0;
+    T* __restrict dp = dp_all + t * G + j0;
+    if (t >= live) {  // frozen: a = 1, b = 0
+      for (int64_t j = 0; j < n; ++j) {
+        c[j] += dh[j];
+        dp[j] = T(0);
+        dp[H + j] = T(0);
+        if constexpr (LSTM) dp[2 * H + j] = T(0);
+      }
+      continue;
+    }
+    if constexpr (LSTM) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const T kf = q[j], ki = q[H + j], ht = q[2 * H + j];
+        T fp, ip;
+        minlstm_gates(kf, ki, fp, ip);
+        const T g = dh[j] + c[j];
+        const T sv = fp * ip * (g * prev[j] - g * ht);  // f' i' (da - db h~), da = g h_{t-1}, db = g
+        dp[j] = sv / (T(1) + fast_exp(kf));              // s (1 - sigmoid(k_f))
+        dp[H + j] = -sv / (T(1) + fast_exp(ki));         // -s (1 - sigmoid(k_i))
+        dp[2 * H + j] = g * ip;
+        c[j] = fp * g;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const T k = q[j], ht = q[H + j];
+        const T z = sigmoid(k);
+        const T g = dh[j] + c[j];
+        dp[j] = (g * ht - g * prev[j]) * z * (T(1) - z);  // (db h~ - da) z (1 - z)
+        dp[H + j] = g * z;
+        c[j] = (T(1) - z) * g;
+      }
+    }
+  }
+}
+
+inline int64_t live_steps(const int64_t* steps, int64_t b, int64_t t0, int64_t count) {
+  return steps ? std::min(count, std::max<int64_t>(0, steps[b] - t0)) : count;
+}
+
+// A block (px given): tasks over (batch row, slice of hidden units), each the whole block.
 template <typename T, bool LSTM>
 void forward_kernel(const T* px, const T* h0, const int64_t* steps, T* h, int64_t hb, int64_t B, int64_t Tn, int64_t H) {
   const int64_t G = (LSTM ? 3 : 2) * H, slices = (H + SLICE - 1) / SLICE;
   at::parallel_for(0, B * slices, grain(B * slices, B * Tn * H), [&](int64_t begin, int64_t end) {
-    T state[SLICE];
+    std::vector<T> state(H);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / slices, j0 = (task % slices) * SLICE, n = std::min(SLICE, H - j0);
-      const int64_t live = steps ? std::min(Tn, std::max<int64_t>(0, steps[b])) : Tn;
-      for (int64_t j = 0; j < n; ++j) state[j] = h0[b * H + j0 + j];
-      for (int64_t t = 0; t < Tn; ++t) {
-        const T* __restrict p = px + (b * Tn + t) * G + j0;
-        T* __restrict out = h + b * hb + t * H + j0;
-        if (t < live) {
-          if constexpr (LSTM) {
-#pragma omp simd
-            for (int64_t j = 0; j < n; ++j) {
-              T fp, ip;
-              minlstm_gates(p[j], p[H + j], fp, ip);
-              state[j] = fp * state[j] + ip * p[2 * H + j];
-              out[j] = state[j];
-            }
-          } else {
-#pragma omp simd
-            for (int64_t j = 0; j < n; ++j) {
-              const T z = sigmoid(p[j]);
-              state[j] = (T(1) - z) * state[j] + z * p[H + j];
-              out[j] = state[j];
-            }
-          }
-        } else {
-          for (int64_t j = 0; j < n; ++j) out[j] = state[j];
-        }
-      }
+      for (int64_t j = 0; j < n; ++j) state[j0 + j] = h0[b * H + j0 + j];
+      forward_span<T, LSTM>(px + b * Tn * G, h + b * hb, Tn, live_steps(steps, b, 0, Tn), j0, n, G, H, state.data());
     }
   });
 }
@@ -83,53 +153,96 @@ void backward_kernel(const T* px, const T* h, int64_t hb, const T* h0, const T* 
                      const int64_t* steps, T* grad_px, T* grad_h0, int64_t B, int64_t Tn, int64_t H) {
   const int64_t G = (LSTM ? 3 : 2) * H, slices = (H + SLICE - 1) / SLICE;
   at::parallel_for(0, B * slices, grain(B * slices, B * Tn * H), [&](int64_t begin, int64_t end) {
-    T carry[SLICE];  // a_{t+1} g_{t+1}: what the step after t sends back to h_t
+    std::vector<T> carry(H);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / slices, j0 = (task % slices) * SLICE, n = std::min(SLICE, H - j0);
-      const int64_t live = steps ? std::min(Tn, std::max<int64_t>(0, steps[b])) : Tn;
-      for (int64_t j = 0; j < n; ++j) carry[j] = grad_last[b * H + j0 + j];
-      for (int64_t t = Tn - 1; t >= 0; --t) {
-        const T* __restrict p = px + (b * Tn + t) * G + j0;
-        const T* __restrict dh = grad_h + b * gb + t * H + j0;
-        const T* __restrict prev = t > 0 ? h + b * hb + (t - 1) * H + j0 : h0 + b * H + j0;
-        T* __restrict dp = grad_px + (b * Tn + t) * G + j0;
-        if (t >= live) {  // frozen: a = 1, b = 0
-          for (int64_t j = 0; j < n; ++j) {
-            carry[j] += dh[j];
-            dp[j] = T(0);
-            dp[H + j] = T(0);
-            if constexpr (LSTM) dp[2 * H + j] = T(0);
-          }
-          continue;
-        }
-        if constexpr (LSTM) {
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) {
-            const T kf = p[j], ki = p[H + j], ht = p[2 * H + j];
-            T fp, ip;
-            minlstm_gates(kf, ki, fp, ip);
-            const T g = dh[j] + carry[j];
-            const T s = fp * ip * (g * prev[j] - g * ht);  // f' i' (da - db h~), da = g h_{t-1}, db = g
-            dp[j] = s / (T(1) + fast_exp(kf));              // s (1 - sigmoid(k_f))
-            dp[H + j] = -s / (T(1) + fast_exp(ki));         // -s (1 - sigmoid(k_i))
-            dp[2 * H + j] = g * ip;
-            carry[j] = fp * g;
-          }
-        } else {
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) {
-            const T k = p[j], ht = p[H + j];
-            const T z = sigmoid(k);
-            const T g = dh[j] + carry[j];
-            dp[j] = (g * ht - g * prev[j]) * z * (T(1) - z);  // (db h~ - da) z (1 - z)
-            dp[H + j] = g * z;
-            carry[j] = (T(1) - z) * g;
-          }
-        }
-      }
-      for (int64_t j = 0; j < n; ++j) grad_h0[b * H + j0 + j] = carry[j];
+      for (int64_t j = 0; j < n; ++j) carry[j0 + j] = grad_last[b * H + j0 + j];
+      backward_span<T, LSTM>(px + b * Tn * G, h + b * hb, h0 + b * H, grad_h + b * gb, grad_px + b * Tn * G, Tn,
+                             live_steps(steps, b, 0, Tn), j0, n, G, H, carry.data());
+      for (int64_t j = 0; j < n; ++j) grad_h0[b * H + j0 + j] = carry[j0 + j];
     }
   });
+}
+
+// A whole run in ONE parallel region: batch rows are handed out one at a time to whichever thread is
+// free (a thread descheduled by another process does not hold up the others, as a region per block
+// and per matrix product would); each row computes its own projection, block after block of `chunk`
+// steps (a small single-threaded product, still in cache when the recurrence reads it).
+template <typename T, bool LSTM>
+void run_forward_rows(const at::Tensor& x, const at::Tensor& Wt, const c10::optional<at::Tensor>& bias, const T* h0,
+                      const int64_t* steps, at::Tensor& px_all, at::Tensor& h, int64_t chunk) {
+  const int64_t B = x.size(0), Tn = x.size(1), H = h.size(2), G = Wt.size(1);
+  std::exception_ptr error = nullptr;  // an exception must not leave a parallel region: kept, rethrown after it
+#pragma omp parallel
+  {
+    c10::AutoGradMode grad_off(false);  // grad mode is per thread, and these are OpenMP's threads, not the caller's
+    std::vector<T> state(H);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      try {
+      for (int64_t j = 0; j < H; ++j) state[j] = h0[b * H + j];
+      at::Tensor xb = x[b], pb = px_all[b];
+      for (int64_t t0 = 0; t0 < Tn; t0 += chunk) {
+        const int64_t count = std::min(chunk, Tn - t0);
+        at::Tensor pc = pb.narrow(0, t0, count);
+        if (bias.has_value())
+          at::addmm_out(pc, *bias, xb.narrow(0, t0, count), Wt);
+        else
+          at::mm_out(pc, xb.narrow(0, t0, count), Wt);
+        forward_span<T, LSTM>(pc.data_ptr<T>(), h.data_ptr<T>() + (b * Tn + t0) * H, count, live_steps(steps, b, t0, count),
+                              0, H, G, H, state.data());
+      }
+      } catch (...) {
+#pragma omp critical
+        error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+template <typename T, bool LSTM>
+void run_backward_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& px_all, const at::Tensor& h,
+                       const T* h0, const at::Tensor& grad_h, const T* grad_last, const int64_t* steps, int64_t chunk,
+                       at::Tensor& grad_x, at::Tensor& gW_threads, at::Tensor& gb_threads, T* grad_h0, bool want_x, bool want_b) {
+  const int64_t B = x.size(0), Tn = x.size(1), H = h.size(2), G = W.size(0);
+  std::exception_ptr error = nullptr;
+#pragma omp parallel
+  {
+    c10::AutoGradMode grad_off(false);
+    const int64_t me = omp_get_thread_num();
+    std::vector<T> carry(H);
+    at::Tensor dp = at::empty({chunk, G}, px_all.options());  // this thread's gradient of one block's px
+    at::Tensor gW = gW_threads[me], gb = gb_threads[me];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      try {
+      for (int64_t j = 0; j < H; ++j) carry[j] = grad_last[b * H + j];
+      at::Tensor xb = x[b];
+      const int64_t last = ((Tn - 1) / chunk) * chunk;
+      for (int64_t t0 = last; t0 >= 0; t0 -= chunk) {
+        const int64_t count = std::min(chunk, Tn - t0);
+        at::Tensor dpc = dp.narrow(0, 0, count);
+        const T* hb = h.data_ptr<T>() + b * Tn * H;
+        backward_span<T, LSTM>(px_all.data_ptr<T>() + (b * Tn + t0) * G, hb + t0 * H, t0 > 0 ? hb + (t0 - 1) * H : h0 + b * H,
+                               grad_h.data_ptr<T>() + b * grad_h.stride(0) + t0 * H, dpc.data_ptr<T>(), count,
+                               live_steps(steps, b, t0, count), 0, H, G, H, carry.data());
+        at::Tensor xc = xb.narrow(0, t0, count);
+        gW.addmm_(dpc.t(), xc);  // dW += dpx^T x
+        if (want_b) gb.add_(dpc.sum(0));
+        if (want_x) {
+          at::Tensor gx = grad_x[b].narrow(0, t0, count);
+          at::mm_out(gx, dpc, W);  // dx = dpx W
+        }
+      }
+      for (int64_t j = 0; j < H; ++j) grad_h0[b * H + j] = carry[j];
+      } catch (...) {
+#pragma omp critical
+        error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void check(const at::Tensor& px, const at::Tensor& h0, int64_t blocks) {
@@ -194,14 +307,57 @@ std::tuple<at::Tensor, at::Tensor> scan_backward(const at::Tensor& px, const at:
   return {grad_px, grad_h0};
 }
 
+// The whole run with the projection fused, in one parallel region (run_forward_rows): x (B, T, I), W (G, I),
+// bias (G,) or None, h0 (B, H); fills px_all (B, T, G) and h (B, T, H).
+void scan_run_forward(const at::Tensor& x, const at::Tensor& W, const c10::optional<at::Tensor>& bias, const at::Tensor& h0,
+                      const c10::optional<at::Tensor>& steps, bool lstm, int64_t chunk, at::Tensor px_all, at::Tensor h) {
+  TORCH_CHECK(x.dim() == 3 && x.is_contiguous() && W.dim() == 2 && W.size(1) == x.size(2), "x (B, T, I) and W (G, I)");
+  TORCH_CHECK(px_all.is_contiguous() && h.is_contiguous() && h0.is_contiguous(), "buffers must be contiguous");
+  const int64_t B = x.size(0);
+  const int64_t* st = steps_ptr(steps, B);
+  at::Tensor Wt = W.t();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "carousel_scan_run_forward", [&] {
+    if (lstm)
+      run_forward_rows<scalar_t, true>(x, Wt, bias, h0.data_ptr<scalar_t>(), st, px_all, h, chunk);
+    else
+      run_forward_rows<scalar_t, false>(x, Wt, bias, h0.data_ptr<scalar_t>(), st, px_all, h, chunk);
+  });
+}
+
+// Its backward: returns grad_x (B, T, I; empty unless want_x), grad_W (G, I), grad_b (G,), grad_h0 (B, H).
+std::vector<at::Tensor> scan_run_backward(const at::Tensor& x, const at::Tensor& W, const at::Tensor& px_all,
+                                          const at::Tensor& h, const at::Tensor& h0, const at::Tensor& grad_h,
+                                          const at::Tensor& grad_last, const c10::optional<at::Tensor>& steps, bool lstm,
+                                          int64_t chunk, bool want_x, bool want_b) {
+  const int64_t B = x.size(0), Tn = x.size(1), I = x.size(2), G = W.size(0);
+  TORCH_CHECK(grad_h.stride(2) == 1 && (Tn <= 1 || grad_h.stride(1) == h.size(2)) && grad_last.is_contiguous(),
+              "grad_h must have unit strides over T and H");
+  const int64_t* st = steps_ptr(steps, B);
+  const int64_t threads = omp_get_max_threads();
+  at::Tensor gW = at::zeros({threads, G, I}, x.options()), gb = at::zeros({threads, G}, x.options());
+  at::Tensor grad_x = want_x ? at::empty_like(x) : at::empty({0}, x.options()), grad_h0 = at::empty_like(h0);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "carousel_scan_run_backward", [&] {
+    auto run = lstm ? run_backward_rows<scalar_t, true> : run_backward_rows<scalar_t, false>;
+    run(x, W, px_all, h, h0.data_ptr<scalar_t>(), grad_h, grad_last.data_ptr<scalar_t>(), st, chunk, grad_x, gW, gb,
+        grad_h0.data_ptr<scalar_t>(), want_x, want_b);
+  });
+  return {grad_x, gW.sum(0), gb.sum(0), grad_h0};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(carousel_native, m) {
   m.def("scan_forward(Tensor px, Tensor h0, Tensor? steps, bool lstm, Tensor? h_out=None) -> Tensor");
+  m.def("scan_run_forward(Tensor x, Tensor W, Tensor? bias, Tensor h0, Tensor? steps, bool lstm, int chunk, Tensor px_all, "
+        "Tensor h) -> ()");
+  m.def("scan_run_backward(Tensor x, Tensor W, Tensor px_all, Tensor h, Tensor h0, Tensor grad_h, Tensor grad_last, "
+        "Tensor? steps, bool lstm, int chunk, bool want_x, bool want_b) -> Tensor[]");
   m.def("scan_backward(Tensor px, Tensor h, Tensor h0, Tensor grad_h, Tensor grad_last, Tensor? steps, bool lstm, Tensor? grad_px_out=None) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(carousel_native, CPU, m) {
   m.impl("scan_forward", scan_forward);
   m.impl("scan_backward", scan_backward);
+  m.impl("scan_run_forward", scan_run_forward);
+  m.impl("scan_run_backward", scan_run_backward);
 }
