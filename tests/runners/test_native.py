@@ -291,3 +291,18 @@ def test_native_scan_row_by_row_equals_block_by_block(name, lengths, monkeypatch
         results.append(_both(cell, x, h0, L, steps=16)[0])
     for u, v in zip(*results):
         torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-13)
+
+
+@needs_native
+@pytest.mark.parametrize("lengths", [None, [4, 2, 4, 1, 3, 4, 4, 2]], ids=["full", "lengths"])
+def test_native_lstm_in_one_parallel_region_equals_eager(lengths):
+    """Batch and width large enough (B * 4H >= 2^15) for the compiled LSTM to run in one parallel region,
+    chunks of rows each running every step alone: the eager explicit step's values, gradients included."""
+    torch.manual_seed(8)
+    cell = C.RecurrentDropout(C.LSTMCell(3, 1024, layer_norm=True, dtype=torch.float64), p=0.3).train()
+    x = torch.randn(8, 4, 3, dtype=torch.float64)
+    h0, c0 = torch.randn(8, 1024, dtype=torch.float64), torch.randn(8, 1024, dtype=torch.float64)
+    L = None if lengths is None else torch.tensor(lengths)
+    ours, eager = _lstm_run(cell, x, h0, c0, L, True), _lstm_run(cell, x, h0, c0, L, False)
+    for u, v in zip(ours, eager):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-11)

@@ -20,6 +20,12 @@
 #include <ATen/ops/zeros.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
+#include <c10/core/GradMode.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <exception>
+#include <string>
 
 #include "common.h"
 
@@ -42,6 +48,37 @@ at::Tensor packed_linear(const at::Tensor& v, const at::Tensor& packed) {
 // v M (M = W^T forward, W backward), by its prepacked form when given
 at::Tensor product(const at::Tensor& v, const at::Tensor& M, const c10::optional<at::Tensor>& packed) {
   return packed.has_value() ? packed_linear(v, *packed) : at::mm(v, M);
+}
+
+// How many chunks of batch rows a run is cut into when it runs in one parallel region (each chunk all
+// steps on its own, handed out to whichever thread is free: fewer regions to wait for on a busy machine,
+// see README "A busy machine"): two per thread, with at least two rows each; 1 = step by step instead.
+inline int64_t row_chunks(int64_t B, int64_t row_work) {
+  static const bool off = std::getenv("CAROUSEL_NATIVE_ONE_REGION") && std::string(std::getenv("CAROUSEL_NATIVE_ONE_REGION")) == "0";
+  const int64_t threads = omp_get_max_threads();
+  if (off || threads < 2 || row_work < (int64_t(1) << 15)) return 1;
+  return std::min<int64_t>(2 * threads, B / 2) >= threads ? std::min<int64_t>(2 * threads, B / 2) : 1;
+}
+
+// f(i) for i in [0, n) in one OpenMP region, dynamic schedule; grad mode off in every thread (it is per
+// thread) and an exception carried out of the region.
+template <typename F>
+void in_one_region(int64_t n, const F& f) {
+  std::exception_ptr error = nullptr;
+#pragma omp parallel
+  {
+    c10::AutoGradMode grad_off(false);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n; ++i) {
+      try {
+        f(i);
+      } catch (...) {
+#pragma omp critical
+        error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 struct Options {
@@ -179,11 +216,31 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& px, const at::Tensor& h0,
   hs[0].copy_(h_cur);
   at::Tensor Wt = W.t(), hm = op.mask ? at::empty({B, H}, px.options()) : at::Tensor();
   const int64_t* st = steps.has_value() ? steps->data_ptr<int64_t>() : nullptr;
+  const int64_t chunks = row_chunks(B, B * G);
   AT_DISPATCH_FLOATING_TYPES(px.scalar_type(), "carousel_lstm_forward", [&] {
     const scalar_t* ghh = op.ln ? g_hh->data_ptr<scalar_t>() : nullptr;
     const scalar_t* bhh = op.ln ? b_hh->data_ptr<scalar_t>() : nullptr;
     const scalar_t* gc = op.ln ? g_c->data_ptr<scalar_t>() : nullptr;
     const scalar_t* bc = op.ln ? b_c->data_ptr<scalar_t>() : nullptr;
+    if (chunks > 1) {  // the whole run in one parallel region: each chunk of rows runs every step on its own
+      const int64_t rows = (B + chunks - 1) / chunks;
+      in_one_region(chunks, [&](int64_t ci) {
+        const int64_t b0 = ci * rows, nb = std::min(B, b0 + rows) - b0;
+        if (nb <= 0) return;
+        at::Tensor hc = h_cur.narrow(0, b0, nb), mask = op.mask ? h_mask->narrow(0, b0, nb) : at::Tensor();
+        for (int64_t t = 0; t < Tn; ++t) {
+          const int64_t s = slots == Tn ? t : t % 2;
+          const at::Tensor r = at::mm(op.mask ? at::mul(hc, mask) : hc, Wt);  // (nb, 4H), one thread
+          forward_rows<scalar_t>(op, t, Tn, nb, H, px.data_ptr<scalar_t>() + b0 * Tn * G, r.data_ptr<scalar_t>(),
+                                 keep_r ? R[t].data_ptr<scalar_t>() + b0 * G : nullptr, ghh, bhh, gc, bc, st ? st + b0 : nullptr,
+                                 A[s].data_ptr<scalar_t>() + b0 * G, C[s].data_ptr<scalar_t>() + b0 * H,
+                                 K[s].data_ptr<scalar_t>() + b0 * H, stats[s].data_ptr<scalar_t>() + b0 * 4,
+                                 hs[t + 1].data_ptr<scalar_t>() + b0 * H, h_cur.data_ptr<scalar_t>() + b0 * H,
+                                 c_cur.data_ptr<scalar_t>() + b0 * H);
+        }
+      });
+      return;
+    }
     for (int64_t t = 0; t < Tn; ++t) {
       const int64_t s = slots == Tn ? t : t % 2;
       if (op.mask) at::mul_out(hm, h_cur, *h_mask);
@@ -207,7 +264,7 @@ void backward_rows(const Options& op, int64_t t, int64_t B, int64_t H, const T* 
   at::parallel_for(0, B, grain(B, B * G), [&](int64_t begin, int64_t end) {
     std::vector<T> dl(H), dcl(H);
     // this thread's sums over steps and rows of the layer norms' gain and bias gradients: [g_hh, b_hh, g_c, b_c]
-    T* __restrict sums = acc + at::get_thread_num() * (2 * G + 2 * H);
+    T* __restrict sums = acc + omp_get_thread_num() * (2 * G + 2 * H);  // (OpenMP's number: also right inside a region of ours)
     for (int64_t b = begin; b < end; ++b) {
       T* __restrict da = dA + b * G;
       T* dr = dR + b * G;
@@ -287,12 +344,42 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& grad_out, const at::Tens
   auto o = A.options();
   at::Tensor dA = at::empty({Tn, B, G}, o), dR = op.ln ? dR_buffer : dA;
   const int64_t width = 2 * G + 2 * H;
-  at::Tensor acc = at::zeros({op.ln ? at::get_num_threads() : 0, width}, o);
+  at::Tensor acc = at::zeros({op.ln ? std::max<int64_t>(at::get_num_threads(), omp_get_max_threads()) : 0, width}, o);
   at::Tensor dh = grad_hT.contiguous().clone(), dc = grad_cT.contiguous().clone(), c0c = c0.contiguous();
   const int64_t* st = steps.has_value() ? steps->data_ptr<int64_t>() : nullptr;
+  const int64_t chunks = row_chunks(B, B * G);
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "carousel_lstm_backward", [&] {
     const scalar_t* ghh = op.ln ? g_hh->data_ptr<scalar_t>() : nullptr;
     const scalar_t* gc = op.ln ? g_c->data_ptr<scalar_t>() : nullptr;
+    if (chunks > 1) {  // as the forward: each chunk of rows runs every step back on its own
+      const int64_t rows = (B + chunks - 1) / chunks;
+      in_one_region(chunks, [&](int64_t ci) {
+        const int64_t b0 = ci * rows, nb = std::min(B, b0 + rows) - b0;
+        if (nb <= 0) return;
+        at::Tensor dh_c = dh.narrow(0, b0, nb).clone(), mask = op.mask ? h_mask->narrow(0, b0, nb) : at::Tensor();
+        for (int64_t t = Tn - 1; t >= 0; --t) {
+          backward_rows<scalar_t>(op, t, nb, H, grad_out[t].data_ptr<scalar_t>() + b0 * H, A[t].data_ptr<scalar_t>() + b0 * G,
+                                  C[t].data_ptr<scalar_t>() + b0 * H, (t > 0 ? C[t - 1] : c0c).data_ptr<scalar_t>() + b0 * H,
+                                  K[t].data_ptr<scalar_t>() + b0 * H, op.ln ? R[t].data_ptr<scalar_t>() + b0 * G : nullptr,
+                                  stats[t].data_ptr<scalar_t>() + b0 * 4, ghh, gc, st ? st + b0 : nullptr,
+                                  dh_c.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>() + b0 * H,
+                                  dA[t].data_ptr<scalar_t>() + b0 * G, dR[t].data_ptr<scalar_t>() + b0 * G,
+                                  op.ln ? acc.data_ptr<scalar_t>() : nullptr);
+          at::Tensor dh_next = at::mm(dR[t].narrow(0, b0, nb), W);  // (nb, H), one thread
+          if (op.mask) dh_next.mul_(mask);
+          if (st) {
+            scalar_t* dn = dh_next.data_ptr<scalar_t>();
+            const scalar_t* d = dh_c.data_ptr<scalar_t>();
+            for (int64_t b = 0; b < nb; ++b)
+              if (t >= st[b0 + b])
+                for (int64_t j = 0; j < H; ++j) dn[b * H + j] = d[b * H + j];
+          }
+          dh_c = dh_next;
+        }
+        dh.narrow(0, b0, nb).copy_(dh_c);
+      });
+      return;
+    }
     for (int64_t t = Tn - 1; t >= 0; --t) {
       backward_rows<scalar_t>(op, t, B, H, grad_out[t].data_ptr<scalar_t>(), A[t].data_ptr<scalar_t>(),
                               C[t].data_ptr<scalar_t>(), (t > 0 ? C[t - 1] : c0c).data_ptr<scalar_t>(),
