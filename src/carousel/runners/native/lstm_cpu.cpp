@@ -258,13 +258,15 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& px, const at::Tensor& h0,
 template <typename T>
 void backward_rows(const Options& op, int64_t t, int64_t B, int64_t H, const T* grad_out, const T* A, const T* C,
                    const T* C_prev, const T* K, const T* R, const T* stats, const T* g_hh, const T* g_c,
-                   const int64_t* steps, const T* dh_in, T* dc_carry, T* dA, T* dR, T* acc) {
+                   const int64_t* steps, const T* dh_in, T* dc_carry, T* dA, T* dR, T* acc, int64_t slot = -1) {
   const int64_t G = 4 * H;
   const bool ln = op.ln;
   at::parallel_for(0, B, grain(B, B * G), [&](int64_t begin, int64_t end) {
     std::vector<T> dl(H), dcl(H);
     // this thread's sums over steps and rows of the layer norms' gain and bias gradients: [g_hh, b_hh, g_c, b_c]
-    T* __restrict sums = acc + omp_get_thread_num() * (2 * G + 2 * H);  // (OpenMP's number: also right inside a region of ours)
+    // slot: the chunk of rows (one region for the run), else this thread's number (a static split): either
+    // way the same rows are summed in the same order from run to run
+    T* __restrict sums = acc + (slot >= 0 ? slot : at::get_thread_num()) * (2 * G + 2 * H);
     for (int64_t b = begin; b < end; ++b) {
       T* __restrict da = dA + b * G;
       T* dr = dR + b * G;
@@ -343,11 +345,10 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& grad_out, const at::Tens
   TORCH_CHECK(!op.ln || (R.size(0) == Tn && dR_buffer.sizes() == A.sizes()), "layer norm needs R and dR_buffer (T, B, 4H)");
   auto o = A.options();
   at::Tensor dA = at::empty({Tn, B, G}, o), dR = op.ln ? dR_buffer : dA;
-  const int64_t width = 2 * G + 2 * H;
-  at::Tensor acc = at::zeros({op.ln ? std::max<int64_t>(at::get_num_threads(), omp_get_max_threads()) : 0, width}, o);
+  const int64_t width = 2 * G + 2 * H, chunks = row_chunks(B, B * G);
+  at::Tensor acc = at::zeros({op.ln ? std::max<int64_t>(at::get_num_threads(), chunks) : 0, width}, o);
   at::Tensor dh = grad_hT.contiguous().clone(), dc = grad_cT.contiguous().clone(), c0c = c0.contiguous();
   const int64_t* st = steps.has_value() ? steps->data_ptr<int64_t>() : nullptr;
-  const int64_t chunks = row_chunks(B, B * G);
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "carousel_lstm_backward", [&] {
     const scalar_t* ghh = op.ln ? g_hh->data_ptr<scalar_t>() : nullptr;
     const scalar_t* gc = op.ln ? g_c->data_ptr<scalar_t>() : nullptr;
@@ -364,7 +365,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& grad_out, const at::Tens
                                   stats[t].data_ptr<scalar_t>() + b0 * 4, ghh, gc, st ? st + b0 : nullptr,
                                   dh_c.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>() + b0 * H,
                                   dA[t].data_ptr<scalar_t>() + b0 * G, dR[t].data_ptr<scalar_t>() + b0 * G,
-                                  op.ln ? acc.data_ptr<scalar_t>() : nullptr);
+                                  op.ln ? acc.data_ptr<scalar_t>() : nullptr, ci);
           at::Tensor dh_next = at::mm(dR[t].narrow(0, b0, nb), W);  // (nb, H), one thread
           if (op.mask) dh_next.mul_(mask);
           if (st) {

@@ -210,12 +210,15 @@ void run_backward_rows(const at::Tensor& x, const at::Tensor& W, const at::Tenso
 #pragma omp parallel
   {
     c10::AutoGradMode grad_off(false);
-    const int64_t me = omp_get_thread_num();
     std::vector<T> carry(H);
     at::Tensor dp = at::empty({chunk, G}, px_all.options());  // this thread's gradient of one block's px
-    at::Tensor gW = gW_threads[me], gb = gb_threads[me];
+    // groups of rows, each summed in order into its own slot (which thread takes a group does not change
+    // the sums: the weight gradient is the same from run to run)
+    const int64_t groups = gW_threads.size(0), per = (B + groups - 1) / groups;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t grp = 0; grp < groups; ++grp) {
+    at::Tensor gW = gW_threads[grp], gb = gb_threads[grp];
+    for (int64_t b = grp * per; b < std::min(B, (grp + 1) * per); ++b) {
       try {
       for (int64_t j = 0; j < H; ++j) carry[j] = grad_last[b * H + j];
       at::Tensor xb = x[b];
@@ -240,6 +243,7 @@ void run_backward_rows(const at::Tensor& x, const at::Tensor& W, const at::Tenso
 #pragma omp critical
         error = std::current_exception();
       }
+    }
     }
   }
   if (error) std::rethrow_exception(error);
@@ -333,8 +337,8 @@ std::vector<at::Tensor> scan_run_backward(const at::Tensor& x, const at::Tensor&
   TORCH_CHECK(grad_h.stride(2) == 1 && (Tn <= 1 || grad_h.stride(1) == h.size(2)) && grad_last.is_contiguous(),
               "grad_h must have unit strides over T and H");
   const int64_t* st = steps_ptr(steps, B);
-  const int64_t threads = omp_get_max_threads();
-  at::Tensor gW = at::zeros({threads, G, I}, x.options()), gb = at::zeros({threads, G}, x.options());
+  const int64_t groups = std::min<int64_t>(B, std::max<int64_t>(8, 2 * omp_get_max_threads()));  // rows summed apart
+  at::Tensor gW = at::zeros({groups, G, I}, x.options()), gb = at::zeros({groups, G}, x.options());
   at::Tensor grad_x = want_x ? at::empty_like(x) : at::empty({0}, x.options()), grad_h0 = at::empty_like(h0);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "carousel_scan_run_backward", [&] {
     auto run = lstm ? run_backward_rows<scalar_t, true> : run_backward_rows<scalar_t, false>;
