@@ -133,6 +133,16 @@ def _lstm_run(cell, x, h0, c0, lengths, on):
     return [out.detach(), final.h.detach(), final.c.detach(), xx.grad, hh.grad, cc.grad] + [p.grad for p in cell.parameters()]
 
 
+def _assert_native_lstm_equals_eager(cell, B, T, I, H, lengths, atol):
+    """A random float64 run of ``cell``: the compiled and the eager explicit LSTM agree on everything."""
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    h0, c0 = torch.randn(B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
+    L = None if lengths is None else torch.tensor(lengths)
+    ours, eager = _lstm_run(cell, x, h0, c0, L, True), _lstm_run(cell, x, h0, c0, L, False)
+    for u, v in zip(ours, eager):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=atol)
+
+
 @needs_native
 @pytest.mark.parametrize("layer_norm", [False, True], ids=["plain", "layer-norm"])
 @pytest.mark.parametrize("dropout", [0.0, 0.4], ids=["no-mask", "recurrent-dropout"])
@@ -149,12 +159,7 @@ def test_native_lstm_equals_eager_explicit_float64(layer_norm, dropout, lengths)
                 ln.bias.uniform_(-0.3, 0.3)
     if dropout:
         cell = C.RecurrentDropout(cell, p=dropout).train()
-    x = torch.randn(3, 23, 4, dtype=torch.float64)
-    h0, c0 = torch.randn(3, 70, dtype=torch.float64), torch.randn(3, 70, dtype=torch.float64)
-    L = None if lengths is None else torch.tensor(lengths)
-    ours, eager = _lstm_run(cell, x, h0, c0, L, True), _lstm_run(cell, x, h0, c0, L, False)
-    for u, v in zip(ours, eager):
-        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
+    _assert_native_lstm_equals_eager(cell, 3, 23, 4, 70, lengths, atol=1e-12)
 
 
 @needs_native
@@ -300,12 +305,7 @@ def test_native_lstm_in_one_parallel_region_equals_eager(lengths):
     chunks of rows each running every step alone: the eager explicit step's values, gradients included."""
     torch.manual_seed(8)
     cell = C.RecurrentDropout(C.LSTMCell(3, 1024, layer_norm=True, dtype=torch.float64), p=0.3).train()
-    x = torch.randn(8, 4, 3, dtype=torch.float64)
-    h0, c0 = torch.randn(8, 1024, dtype=torch.float64), torch.randn(8, 1024, dtype=torch.float64)
-    L = None if lengths is None else torch.tensor(lengths)
-    ours, eager = _lstm_run(cell, x, h0, c0, L, True), _lstm_run(cell, x, h0, c0, L, False)
-    for u, v in zip(ours, eager):
-        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-11)
+    _assert_native_lstm_equals_eager(cell, 8, 4, 3, 1024, lengths, atol=1e-11)
 
 
 @needs_native
