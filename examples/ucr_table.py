@@ -1,15 +1,23 @@
-"""UCR/UEA classification with carousel's SequenceClassifier against the bake-off's published accuracies.
+"""UCR/UEA classification with carousel's classifiers against the bake-off's published accuracies.
 
-For every dataset and seed: ``carousel train ucr --dataset NAME <RECOMMENDED[NAME]> --seed S`` (run
-in this process through ``carousel.train.train_run``), then the best checkpoint (chosen on the
-held-out part of the training file) scored on the official test file (``evaluate_run``). Writes a
-markdown table: mean +- standard deviation (sample, ddof=1) of the test accuracy over the seeds,
-the published 1-NN DTW (full window ``DTW_R1_1NN`` and cross-validated window ``DTW_Rn_1NN``) and
-COTE of Bagnall et al. 2017 ("The great time series classification bake off", the single-split
-table shipped with tslearn), the command and the minutes each dataset took.
+For every dataset and seed: ``carousel train ucr --dataset NAME <settings> --seed S`` (run in this
+process through ``carousel.train.train_run``), then the best checkpoint (chosen on the held-out part
+of the training file) scored on the official test file (``evaluate_run``). The settings are those of
+``carousel.train.tasks.ucr.RECOMMENDED`` (``--model recommended``, the default), of the recurrent
+classifier (``--model gru``: ``RECOMMENDED_GRU``) or of LSTM-FCN (``--model fcn``: ``RECOMMENDED_FCN``),
+changed by ``--set OPTION=VALUE`` (repeatable; ``--set shuffle=false`` drops a flag) and by
+``--steps`` / ``--minutes`` (the trainer's wall-clock budget per run). Writes a markdown table:
+mean +- standard deviation (sample, ddof=1) of the test accuracy over the seeds, the published 1-NN
+DTW (full window ``DTW_R1_1NN`` and cross-validated window ``DTW_Rn_1NN``) and COTE of Bagnall et
+al. 2017 ("The great time series classification bake off", the single-split table shipped with
+tslearn), the minutes each dataset took (training and scoring, summed over the seeds) and the
+command; the JSON beside it also keeps every seed's validation accuracy and loss (what a choice
+between settings may look at; the test may not). With ``--reuse`` a seed already run with exactly
+these settings (its ``config.json`` equal, its ``table-seed.json`` written) is read, not rerun.
 
     OMP_NUM_THREADS=1 .venv/bin/python examples/ucr_table.py [--datasets GunPoint,ArrowHead] [--seeds 5]
-        [--out runs/ucr-table/table.md] [--runs runs/ucr-table] [--steps N]
+        [--model recommended|gru|fcn] [--set shuffle=false] [--steps N] [--minutes M] [--reuse]
+        [--out runs/ucr-table/table.md] [--runs runs/ucr-table]
 """
 
 from __future__ import annotations
@@ -24,62 +32,95 @@ from pathlib import Path
 import torch
 
 from carousel.data.ucr import UCR_DATASETS, published_accuracies
-from carousel.train import build_config, train_run
+from carousel.train import TrainConfig, build_config, train_run
+from carousel.train.config import option_fields
 from carousel.train.run import evaluate_run
-from carousel.train.tasks.ucr import RECOMMENDED
+from carousel.train.tasks.ucr import RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, UCROptions
 
 NOT_PUBLISHED = "not published in that table"
+TABLES = {"recommended": RECOMMENDED, "gru": RECOMMENDED_GRU, "fcn": RECOMMENDED_FCN}
+FALSE = ("false", "0", "no", "off")
+FLAGS = {name for cls in (UCROptions, TrainConfig) for name, (_, kind) in option_fields(cls).items() if kind is bool}
 
 
-def settings(dataset: str, steps: int | None = None) -> dict[str, str]:
-    """The recommended command-line settings of ``dataset`` as {option: value}."""
-    args, values = RECOMMENDED[dataset], {}
+def parse_args(args: list[str]) -> dict[str, str]:
+    """Command-line settings as {option: value} in their order; a flag (``--bidirectional``) is "true"."""
+    values = {}
     for i, arg in enumerate(args):
-        if arg.startswith("--"):  # an option with its value, or a flag (--bidirectional) without one
+        if arg.startswith("--"):
             given = i + 1 < len(args) and not args[i + 1].startswith("--")
             values[arg[2:].replace("-", "_")] = args[i + 1] if given else "true"
-    if steps is not None:
-        values["steps"] = str(steps)
-    return {"dataset": dataset, **values, "progress": "false"}
+    return values
 
 
-def command(dataset: str, steps: int | None = None) -> str:
+def settings(dataset: str, model: str = "recommended", overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The settings of ``dataset`` in ``TABLES[model]`` with ``overrides`` applied, as {option: value}
+    (flags as "true"; an override of a flag to "false" removes it)."""
+    values = {**parse_args(TABLES[model][dataset]), **(overrides or {})}
+    return {k: v for k, v in values.items() if not (v.lower() in FALSE and _is_flag(k))}
+
+
+def _is_flag(name: str) -> bool:
+    return name in FLAGS
+
+
+def command(dataset: str, values: dict[str, str]) -> str:
     """The command line of one run (S: the seed)."""
-    steps_args = [] if steps is None else ["--steps", str(steps)]
-    args = RECOMMENDED[dataset] if steps is None else [a for i, a in enumerate(RECOMMENDED[dataset]) if "--steps" not in RECOMMENDED[dataset][max(0, i - 1):i + 1]]
-    return " ".join(["carousel train ucr --dataset", dataset, *args, *steps_args, "--seed S"])
+    args = []
+    for k, v in values.items():
+        args += [f"--{k.replace('_', '-')}"] if _is_flag(k) else [f"--{k.replace('_', '-')}", v]
+    return " ".join(["carousel train ucr --dataset", dataset, *args, "--seed S"])
 
 
-def run_dataset(dataset: str, seeds: int, runs: Path, steps: int | None) -> dict:
-    started, scores = time.perf_counter(), []
+def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse: bool) -> dict:
+    """Train and score one seed, or, with ``reuse``, read the result of an earlier run of exactly this
+    configuration from ``RUN_DIR/table-seed.json``. Returns {"test", "valid", "minutes"}."""
+    run_dir = runs / f"{dataset}-{seed}"
+    config = build_config("ucr", {"dataset": dataset, **values, "progress": "false", "seed": str(seed)})
+    saved = run_dir / "table-seed.json"
+    if reuse and saved.is_file() and json.loads((run_dir / "config.json").read_text(encoding="utf-8")) == config.to_dict():
+        return json.loads(saved.read_text(encoding="utf-8"))
+    shutil.rmtree(run_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    train_run(config, run_dir)
+    result = evaluate_run(run_dir)["splits"]
+    out = {"test": result["test"]["accuracy"], "valid": {"accuracy": result["valid"]["accuracy"], "loss": result["valid"]["loss"]},
+           "minutes": (time.perf_counter() - t0) / 60}
+    saved.write_text(json.dumps(out) + "\n", encoding="utf-8")
+    return out
+
+
+def run_dataset(dataset: str, seeds: int, runs: Path, values: dict[str, str], reuse: bool = False) -> dict:
+    scores, valid, minutes = [], [], 0.0
     for seed in range(seeds):
-        run_dir = runs / f"{dataset}-{seed}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        train_run(build_config("ucr", {**settings(dataset, steps), "seed": str(seed)}), run_dir)
-        test = evaluate_run(run_dir, split="test")["splits"]["test"]["accuracy"]
-        scores.append(test)
-        print(f"{dataset} seed {seed}: test accuracy {test:.4f}", flush=True)
-    minutes = (time.perf_counter() - started) / 60
+        r = one_seed(dataset, seed, runs, values, reuse)
+        scores.append(r["test"])
+        valid.append(r["valid"])
+        minutes += r["minutes"]
+        print(f"{dataset} seed {seed}: valid accuracy {r['valid']['accuracy']:.4f} loss {r['valid']['loss']:.4f}, "
+              f"test accuracy {r['test']:.4f} ({r['minutes']:.1f} min)", flush=True)
     try:
         published = published_accuracies(dataset)
     except KeyError:
         published = {}
-    return {"dataset": dataset, "scores": scores, "minutes": minutes, "published": published, "command": command(dataset, steps)}
+    return {"dataset": dataset, "scores": scores, "valid": valid, "minutes": minutes, "published": published,
+            "command": command(dataset, values)}
 
 
 def cell(published: dict, name: str) -> str:
     return f"{published[name]:.3f}" if name in published else NOT_PUBLISHED
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| dataset | carousel (mean ± std, 5 seeds) | 1-NN DTW full window | 1-NN DTW CV window | COTE | minutes | command |",
-             "|---|---|---|---|---|---|---|"]
+def table(rows: list[dict], model: str) -> str:
+    lines = [f"| dataset | carousel {model} (mean ± std) | valid loss (mean) | 1-NN DTW full window | 1-NN DTW CV window | COTE "
+             "| minutes | command |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["scores"]
         spread = statistics.stdev(s) if len(s) > 1 else 0.0
         p = r["published"]
-        lines.append(f"| {r['dataset']} | {statistics.mean(s):.3f} ± {spread:.3f} (n={len(s)}) | {cell(p, 'DTW_R1_1NN')} | "
-                     f"{cell(p, 'DTW_Rn_1NN')} | {cell(p, 'COTE')} | {r['minutes']:.1f} | `{r['command']}` |")
+        valid_loss = statistics.mean(v["loss"] for v in r["valid"])
+        lines.append(f"| {r['dataset']} | {statistics.mean(s):.3f} ± {spread:.3f} (n={len(s)}) | {valid_loss:.3f} | "
+                     f"{cell(p, 'DTW_R1_1NN')} | {cell(p, 'DTW_Rn_1NN')} | {cell(p, 'COTE')} | {r['minutes']:.1f} | `{r['command']}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -87,20 +128,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(UCR_DATASETS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--model", choices=sorted(TABLES), default="recommended", help="which settings table")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="change one setting (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("runs/ucr-table/table.md"))
     parser.add_argument("--runs", type=Path, default=Path("runs/ucr-table"))
-    parser.add_argument("--steps", type=int, default=None, help="override every dataset's steps (quick checks)")
+    parser.add_argument("--steps", type=int, default=None, help="override every dataset's steps")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget of every run (the trainer's --minutes)")
+    parser.add_argument("--reuse", action="store_true", help="keep the result of a seed already run with exactly these settings")
     a = parser.parse_args()
+    overrides = {}
+    for item in a.set:
+        if "=" not in item:
+            parser.error(f"expected --set OPTION=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip().lstrip("-").replace("-", "_")] = value.strip()
+    if a.steps is not None:
+        overrides["steps"] = str(a.steps)
+    if a.minutes is not None:
+        overrides["minutes"] = str(a.minutes)
     torch.set_num_threads(1)
     rows = []
     a.out.parent.mkdir(parents=True, exist_ok=True)
     for dataset in a.datasets.split(","):
         if dataset not in UCR_DATASETS:
             parser.error(f"unknown dataset {dataset!r}; expected some of: {', '.join(UCR_DATASETS)}")
-        rows.append(run_dataset(dataset, a.seeds, a.runs, a.steps))
-        a.out.write_text(table(rows), encoding="utf-8")  # after every dataset: a partial table survives an interruption
+        values = settings(dataset, a.model, overrides)
+        if values.get("minutes") and values.get("schedule", "constant") != "constant":
+            values.pop("schedule")  # --minutes brings its own cosine over the clock
+        rows.append(run_dataset(dataset, a.seeds, a.runs, values, a.reuse))
+        a.out.write_text(table(rows, a.model), encoding="utf-8")  # after every dataset: a partial table survives an interruption
         a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    print(table(rows))
+    print(table(rows, a.model))
 
 
 if __name__ == "__main__":
