@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -301,6 +304,13 @@ def test_native_scan_row_by_row_equals_block_by_block(name, lengths, monkeypatch
 @needs_native
 @pytest.mark.parametrize("lengths", [None, [4, 2, 4, 1, 3, 4, 4, 2]], ids=["full", "lengths"])
 def test_native_lstm_in_one_parallel_region_equals_eager(lengths):
+    if os.environ.get("CAROUSEL_NATIVE_ONE_REGION") != "1":  # read once per process by the kernel: run in a child
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::test_native_lstm_in_one_parallel_region_equals_eager"],
+            env={**os.environ, "CAROUSEL_NATIVE_ONE_REGION": "1", "OMP_NUM_THREADS": "2"}, capture_output=True, text=True, timeout=600,
+        )
+        assert child.returncode == 0, child.stdout[-3000:]
+        return
     """Batch and width large enough (B * 4H >= 2^15) for the compiled LSTM to run in one parallel region,
     chunks of rows each running every step alone: the eager explicit step's values, gradients included."""
     torch.manual_seed(8)
