@@ -149,8 +149,8 @@ class _NativeLSTMRun(torch.autograd.Function):
         if keep:
             ctx.save_for_backward(hs, c0, A, C, K, R, stats, *tensors)
             ctx.Wt_packed = packed_weight(W.t(), B)
-            ctx.buffers = [hs, A, C, K, R, stats]  # back to the pool when this node is freed
-            weakref.finalize(step, _give, [b for b in ctx.buffers if b.numel()])
+            # back to the pool when this node (which holds the step) is freed
+            weakref.finalize(step, _give, [b for b in (hs, A, C, K, R, stats) if b.numel()])
         else:
             _give([hs, A, C, K, stats])
         ctx.step, ctx.h_mask, ctx.steps = step, h_mask, steps
