@@ -15,9 +15,14 @@ command; the JSON beside it also keeps every seed's validation accuracy and loss
 between settings may look at; the test may not). With ``--reuse`` a seed already run with exactly
 these settings (its ``config.json`` equal, its ``table-seed.json`` written) is read, not rerun.
 
+``--cv K`` chooses instead of testing: it runs the K stratified folds of the training file (fold k
+held out as ``valid``, trained on the rest with seed k: ``--folds K --fold k``) and tables the mean
+validation accuracy and loss over the folds; the test file is never scored. Settings chosen this way
+see the training file only, as the bake-off's cross-validated DTW window does.
+
     OMP_NUM_THREADS=1 .venv/bin/python examples/ucr_table.py [--datasets GunPoint,ArrowHead] [--seeds 5]
         [--model recommended|gru|fcn] [--set shuffle=false] [--steps N] [--minutes M] [--reuse]
-        [--out runs/ucr-table/table.md] [--runs runs/ucr-table]
+        [--out runs/ucr-table/table.md] [--runs runs/ucr-table] [--cv K]
 """
 
 from __future__ import annotations
@@ -72,46 +77,68 @@ def command(dataset: str, values: dict[str, str]) -> str:
     return " ".join(["carousel train ucr --dataset", dataset, *args, "--seed S"])
 
 
-def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse: bool) -> dict:
+def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse: bool, cv: int = 0) -> dict:
     """Train and score one seed, or, with ``reuse``, read the result of an earlier run of exactly this
-    configuration from ``RUN_DIR/table-seed.json``. Returns {"test", "valid", "minutes"}."""
-    run_dir = runs / f"{dataset}-{seed}"
-    config = build_config("ucr", {"dataset": dataset, **values, "progress": "false", "seed": str(seed)})
+    configuration from ``RUN_DIR/table-seed.json``. Returns {"test", "valid", "minutes"}. With ``cv``
+    K, ``seed`` is also the fold held out of K, and "test" is None (the test file is not scored)."""
+    run_dir = runs / (f"{dataset}-fold{seed}of{cv}" if cv else f"{dataset}-{seed}")
+    folds = {"folds": str(cv), "fold": str(seed)} if cv else {}
+    config = build_config("ucr", {"dataset": dataset, **values, **folds, "progress": "false", "seed": str(seed)})
     saved = run_dir / "table-seed.json"
     if reuse and saved.is_file() and json.loads((run_dir / "config.json").read_text(encoding="utf-8")) == config.to_dict():
         return json.loads(saved.read_text(encoding="utf-8"))
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
     train_run(config, run_dir)
-    result = evaluate_run(run_dir)["splits"]
-    out = {"test": result["test"]["accuracy"], "valid": {"accuracy": result["valid"]["accuracy"], "loss": result["valid"]["loss"]},
+    result = evaluate_run(run_dir, split="valid" if cv else None)["splits"]
+    out = {"test": None if cv else result["test"]["accuracy"], "valid": {"accuracy": result["valid"]["accuracy"], "loss": result["valid"]["loss"]},
            "minutes": (time.perf_counter() - t0) / 60}
     saved.write_text(json.dumps(out) + "\n", encoding="utf-8")
     return out
 
 
-def run_dataset(dataset: str, seeds: int, runs: Path, values: dict[str, str], reuse: bool = False) -> dict:
+def run_dataset(dataset: str, seeds: int, runs: Path, values: dict[str, str], reuse: bool = False, cv: int = 0) -> dict:
+    """Every seed (or, with ``cv`` K, every fold) of ``dataset`` with ``values``: the test (or
+    validation) accuracies, every run's validation accuracy and loss, minutes, published figures
+    and the command."""
     scores, valid, minutes = [], [], 0.0
-    for seed in range(seeds):
-        r = one_seed(dataset, seed, runs, values, reuse)
-        scores.append(r["test"])
+    for seed in range(cv or seeds):
+        r = one_seed(dataset, seed, runs, values, reuse, cv)
+        scores.append(r["valid"]["accuracy"] if cv else r["test"])
         valid.append(r["valid"])
         minutes += r["minutes"]
-        print(f"{dataset} seed {seed}: valid accuracy {r['valid']['accuracy']:.4f} loss {r['valid']['loss']:.4f}, "
-              f"test accuracy {r['test']:.4f} ({r['minutes']:.1f} min)", flush=True)
+        scored = "" if cv else f", test accuracy {r['test']:.4f}"
+        print(f"{dataset} {'fold' if cv else 'seed'} {seed}: valid accuracy {r['valid']['accuracy']:.4f} loss {r['valid']['loss']:.4f}"
+              f"{scored} ({r['minutes']:.1f} min)", flush=True)
     try:
         published = published_accuracies(dataset)
     except KeyError:
         published = {}
+    shown = {**values, "folds": str(cv), "fold": "K"} if cv else values
     return {"dataset": dataset, "scores": scores, "valid": valid, "minutes": minutes, "published": published,
-            "command": command(dataset, values)}
+            "command": command(dataset, shown).replace("--fold K --seed S", "--fold k --seed k"), "cv": cv}
 
 
 def cell(published: dict, name: str) -> str:
     return f"{published[name]:.3f}" if name in published else NOT_PUBLISHED
 
 
+def cv_table(rows: list[dict], model: str) -> str:
+    """Markdown: per dataset the cross-validated accuracy (mean ± std over the folds) and loss."""
+    lines = [f"| dataset | carousel {model}, cross-validated accuracy (mean ± std over folds) | CV loss (mean) | minutes | command |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        s = r["scores"]
+        spread = statistics.stdev(s) if len(s) > 1 else 0.0
+        loss = statistics.mean(v["loss"] for v in r["valid"])
+        lines.append(f"| {r['dataset']} | {statistics.mean(s):.3f} ± {spread:.3f} (K={len(s)}) | {loss:.3f} | {r['minutes']:.1f} | "
+                     f"`{r['command']}` |")
+    return "\n".join(lines) + "\n"
+
+
 def table(rows: list[dict], model: str) -> str:
+    if rows and rows[0].get("cv"):
+        return cv_table(rows, model)
     lines = [f"| dataset | carousel {model} (mean ± std) | valid loss (mean) | 1-NN DTW full window | 1-NN DTW CV window | COTE "
              "| minutes | command |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -135,6 +162,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override every dataset's steps")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget of every run (the trainer's --minutes)")
     parser.add_argument("--reuse", action="store_true", help="keep the result of a seed already run with exactly these settings")
+    parser.add_argument("--cv", type=int, default=0, metavar="K",
+                        help="cross-validate on the training file with K stratified folds instead of testing (the test file is never scored)")
     a = parser.parse_args()
     overrides = {}
     for item in a.set:
@@ -142,6 +171,8 @@ def main() -> None:
             parser.error(f"expected --set OPTION=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key.strip().lstrip("-").replace("-", "_")] = value.strip()
+    if a.cv == 1 or a.cv < 0:
+        parser.error(f"expected --cv 0 (test) or at least 2 folds, got {a.cv}")
     if a.steps is not None:
         overrides["steps"] = str(a.steps)
     if a.minutes is not None:
@@ -155,7 +186,7 @@ def main() -> None:
         values = settings(dataset, a.model, overrides)
         if values.get("minutes") and values.get("schedule", "constant") != "constant":
             values.pop("schedule")  # --minutes brings its own cosine over the clock
-        rows.append(run_dataset(dataset, a.seeds, a.runs, values, a.reuse))
+        rows.append(run_dataset(dataset, a.seeds, a.runs, values, a.reuse, a.cv))
         a.out.write_text(table(rows, a.model), encoding="utf-8")  # after every dataset: a partial table survives an interruption
         a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print(table(rows, a.model))

@@ -17,7 +17,7 @@ from carousel.train import build_config, get_task, train_run
 from carousel.train.run import evaluate_run
 from carousel.train.task import Shard
 from carousel.train.tasks.ucr import (RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, augment, channel_statistics, parse_sizes,
-                                      stratified_holdout, to_frames, with_derivative, z_normalise)
+                                      stratified_folds, stratified_holdout, to_frames, with_derivative, z_normalise)
 
 
 def write_ts(path, series, labels, classes):
@@ -110,6 +110,31 @@ def test_valid_is_held_out_or_the_training_file(stand_in):
     assert len(t.split_tensors("train")[0]) == 48 and len(t.split_tensors("valid")[0]) == 12
     whole = task(stand_in, valid_fraction=0.0)
     assert torch.equal(whole.split_tensors("valid")[0], whole.split_tensors("train")[0]) and len(whole.split_tensors("train")[0]) == 60
+
+
+def test_folds_partition_the_training_file_class_by_class():
+    labels = torch.tensor([0] * 10 + [1] * 5 + [2] * 2)
+    folds = stratified_folds(labels, 4)
+    assert sorted(torch.cat(folds).tolist()) == list(range(17))  # disjoint and complete
+    assert sorted(len(f) for f in folds) == [4, 4, 4, 5]  # sizes differ by at most one
+    for c, n in ((0, 10), (1, 5), (2, 2)):  # each class spread as evenly as it can be
+        counts = [int((labels[f] == c).sum()) for f in folds]
+        assert max(counts) - min(counts) <= 1 and sum(counts) == n
+    assert all(torch.equal(a, b) for a, b in zip(folds, stratified_folds(labels, 4)))
+    assert not all(torch.equal(a, b) for a, b in zip(folds, stratified_folds(labels, 4, seed=1)))
+    for bad in (1, 18, 2.0):
+        with pytest.raises(ValueError, match="expected between 2 and 17 folds"):
+            stratified_folds(labels, bad)
+
+
+def test_a_fold_is_held_out_as_valid(stand_in):
+    held = [task(stand_in, folds=3, fold=k) for k in range(3)]
+    valid = [t.split_tensors("valid")[0] for t in held]
+    assert [len(v) for v in valid] == [20, 20, 20] and all(len(t.split_tensors("train")[0]) == 40 for t in held)
+    rows = torch.cat(valid).flatten(1)
+    assert torch.unique(rows, dim=0).shape[0] == 60  # every case held out exactly once
+    train0 = held[0].split_tensors("train")[0].flatten(1)
+    assert not (train0[:, None] == valid[0].flatten(1)[None]).all(-1).any()  # never trained on what validates
 
 
 def test_frames_by_hand():
@@ -231,6 +256,10 @@ def test_a_short_run_learns(stand_in, tmp_path, dataset, options, steps):
     ({"jitter": -0.1}, "expected jitter >= 0, got -0.1"),
     ({"crop": 1.0}, r"expected crop in \[0, 1\) \(the fraction of each series cut away\), got 1.0"),
     ({"valid_fraction": 0.9}, r"expected valid_fraction in \[0, 0.5\]"),
+    ({"folds": 1}, r"expected folds 0 \(no cross-validation\) or at least 2, got 1"),
+    ({"folds": 3, "fold": 3}, r"expected fold in 0..2 \(with folds 3\), got 3"),
+    ({"fold": 1}, r"expected fold in 0..0 \(with folds 0\), got 1"),
+    ({"folds": -2}, "expected folds >= 0, got -2"),
     ({"data_dir": "/no/such/folder"}, "expected data_dir to be a folder holding <Name>/<Name>_TRAIN.ts, got '/no/such/folder'"),
     ({"readout": "first"}, "unknown readout 'first'"),
     ({"fcn_filters": "128,x,128"}, r"expected fcn_filters as comma-separated integers such as '128,256,128', got '128,x,128'"),
@@ -287,3 +316,24 @@ def test_the_command_line(stand_in, tmp_path):
     missing = CliRunner().invoke(app, ["train", "ucr", "--dataset", "OSULeaf", "--data-dir", str(stand_in), "--no-progress",
                                        "--run-dir", str(tmp_path / "missing")])
     assert missing.exit_code != 0 and "OSULeaf_TRAIN.ts does not exist" in missing.output and "Traceback" not in missing.output
+
+
+def test_the_table_script_cross_validates_without_scoring_the_test_file(stand_in, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "ucr_table.py"
+    spec = importlib.util.spec_from_file_location("ucr_table", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    values = {"data_dir": str(stand_in), "hidden": "8", "steps": "6", "batch_size": "8", "eval_every": "3"}
+    row = script.run_dataset("GunPoint", 5, tmp_path, values, cv=3)
+    assert row["cv"] == 3 and len(row["scores"]) == 3  # the folds, not the 5 seeds
+    for k in range(3):
+        run = tmp_path / f"GunPoint-fold{k}of3"
+        assert json.loads((run / "config.json").read_text())["options"]["fold"] == k
+        assert list(json.loads((run / "eval.json").read_text())["splits"]) == ["valid"]
+        assert row["scores"][k] == row["valid"][k]["accuracy"]
+    text = script.table([row], "gru")
+    assert "cross-validated accuracy" in text and "--folds 3 --fold k --seed k" in text

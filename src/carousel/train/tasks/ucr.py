@@ -15,6 +15,9 @@ Choices, each an option:
   from ``VALID_SEED``: ``round(fraction * n_c)`` of each class c, at least one and never all),
   and the model trains on the rest; the best checkpoint is chosen on it, never on ``test``.
   ``0`` trains on the whole training file and makes ``valid`` the training file itself.
+  ``--folds K --fold k`` holds out fold k of a stratified K-fold partition of the training file
+  instead (``stratified_folds``), for choosing settings by cross-validation on the training file
+  alone (``examples/ucr_table.py --cv K`` runs all K folds).
 * **normalisation** (``--normalise``): ``series``, z-normalise every series and channel over its
   own valid steps (the UCR convention; the univariate files are already so); ``channel``,
   z-normalise every channel with the mean and standard deviation of the training file (keeps the
@@ -149,6 +152,9 @@ class UCROptions:
     scale: float = option(0.0, "training augmentation: standard deviation s of a factor 1 + N(0, s^2) per series and channel")
     crop: float = option(0.0, "training augmentation: train on a random window of (1 - crop) of each series")
     valid_fraction: float = option(0.2, "fixed stratified part of the training file held out as 'valid' (0: valid is the training file)")
+    folds: int = option(0, "cross-validation: split the training file into this many stratified folds and hold out --fold "
+                        "as 'valid' (0: no folds, --valid-fraction holds out)")
+    fold: int = option(0, "with --folds K: the fold held out as 'valid', 0 to K - 1")
     fcn: bool = option(False, "LSTM-FCN: add a fully convolutional branch (conv, batch norm, ReLU blocks, then the average over "
                        "time) beside the recurrent one")
     fcn_filters: str = option("128,256,128", "with --fcn: filters of each conv block, comma-separated")
@@ -171,6 +177,14 @@ class UCROptions:
             raise ValueError(f"expected crop in [0, 1) (the fraction of each series cut away), got {self.crop!r}")
         if isinstance(self.valid_fraction, bool) or not isinstance(self.valid_fraction, (int, float)) or not 0.0 <= self.valid_fraction <= 0.5:
             raise ValueError(f"expected valid_fraction in [0, 0.5] (the share of the training file held out), got {self.valid_fraction!r}")
+        for name in ("folds", "fold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"expected {name} >= 0, got {value!r}")
+        if self.folds == 1:
+            raise ValueError("expected folds 0 (no cross-validation) or at least 2, got 1")
+        if self.fold >= max(self.folds, 1):
+            raise ValueError(f"expected fold in 0..{max(self.folds - 1, 0)} (with folds {self.folds}), got {self.fold}")
         filters, kernels = parse_sizes(self.fcn_filters, "fcn_filters"), parse_sizes(self.fcn_kernels, "fcn_kernels")
         if len(filters) != len(kernels):
             raise ValueError(f"expected one kernel width per conv block, got fcn_filters {self.fcn_filters!r} ({len(filters)} blocks) "
@@ -213,6 +227,26 @@ def stratified_holdout(labels: Tensor, fraction: float, seed: int = VALID_SEED) 
         held.append(members[:k])
         kept.append(members[k:])
     return torch.cat(kept).sort().values, torch.cat(held).sort().values
+
+
+def stratified_folds(labels: Tensor, folds: int, seed: int = VALID_SEED) -> list[Tensor]:
+    """``folds`` disjoint sorted index tensors that together hold every case of ``labels`` (N,), each
+    class spread evenly over them: the n_c cases of class c, in an order drawn from ``seed``, go to
+    folds (s_c + i) mod ``folds`` for i = 0 .. n_c - 1, where s_c carries on from where the previous
+    class stopped, so fold sizes differ by at most one. ``ValueError`` when ``folds`` < 2 or N < ``folds``."""
+    n = labels.numel()
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2 or n < folds:
+        raise ValueError(f"expected between 2 and {n} folds (the number of cases), got {folds!r}")
+    g = torch.Generator().manual_seed(seed)
+    parts: list[list[Tensor]] = [[] for _ in range(folds)]
+    start = 0
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        members = members[torch.randperm(members.numel(), generator=g)]
+        for i in range(folds):
+            parts[(start + i) % folds].append(members[i::folds])
+        start = (start + members.numel()) % folds
+    return [torch.cat(p).sort().values for p in parts]
 
 
 def z_normalise(x: Tensor, lengths: Tensor, mean: Tensor | None = None, std: Tensor | None = None) -> Tensor:
@@ -326,7 +360,13 @@ class UCRTask(Task):
         def normal(s: UCRSplit) -> Tensor:
             return s.x if mode == "none" else z_normalise(s.x, s.lengths, *stats)
 
-        kept, held = stratified_holdout(train.labels, o.valid_fraction)
+        if o.folds:
+            if o.folds > len(train):
+                raise ValueError(f"expected at most {len(train)} folds (the cases in the training file of {o.dataset}), got {o.folds}")
+            held = stratified_folds(train.labels, o.folds)[o.fold]
+            kept = torch.tensor(sorted(set(range(len(train))) - set(held.tolist())), dtype=torch.int64)
+        else:
+            kept, held = stratified_holdout(train.labels, o.valid_fraction)
         x, lengths, labels = normal(train), train.lengths, train.labels
         self._classes = train.classes
         if len(kept) < 2:
