@@ -337,3 +337,28 @@ def test_the_table_script_cross_validates_without_scoring_the_test_file(stand_in
         assert row["scores"][k] == row["valid"][k]["accuracy"]
     text = script.table([row], "gru")
     assert "cross-validated accuracy" in text and "--folds 3 --fold k --seed k" in text
+
+
+def test_the_table_script_scores_the_ensemble_of_the_seeds(stand_in, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from carousel.train.run import load_run_model
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "ucr_table.py"
+    spec = importlib.util.spec_from_file_location("ucr_table", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    values = {"data_dir": str(stand_in), "hidden": "8", "steps": "4", "batch_size": "8", "eval_every": "2"}
+    row = script.run_dataset("GunPoint", 2, tmp_path, values, first_seed=3)
+    runs = [tmp_path / "GunPoint-3", tmp_path / "GunPoint-4"]
+    assert len(row["scores"]) == 2 and all(r.is_dir() for r in runs) and not (tmp_path / "GunPoint-0").exists()
+    assert script.ensemble_accuracy(runs[:1]) == row["scores"][0]  # one member: that run's own accuracy
+    total = 0
+    for run in runs:  # by hand: the mean of the two models' probabilities, straight from their forward passes
+        task, model, _, _ = load_run_model(run)
+        x, lengths, labels = task.split_tensors("test")
+        with torch.no_grad():
+            total = total + model(x, lengths).softmax(-1)
+    assert row["ensemble"] == pytest.approx(float((total.argmax(-1) == labels).double().mean()))
+    assert f"| {row['ensemble']:.3f} |" in script.table([row], "gru")

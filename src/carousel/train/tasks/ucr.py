@@ -414,15 +414,20 @@ class UCRTask(Task):
         logits = model(x, lengths)
         return StepOutput(F.cross_entropy(logits, labels.to(logits.device)), None, int(labels.numel()))
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        x, lengths, labels = self.split_tensors(split)
+    def logits(self, model: nn.Module, split: str) -> Tensor:
+        """``model``'s logits (N, classes) for every series of ``split``, as it stands (call
+        ``model.eval()`` first for evaluation), on the CPU."""
+        x, lengths, _ = self.split_tensors(split)
         x, lengths = to_frames(with_derivative(x, lengths) if self.options.derivative else x, lengths, self.patch)
         device = next(model.parameters()).device
-        loss = right = 0.0
+        out = []
         for start in range(0, x.shape[0], EVAL_CHUNK):
-            xb, lb, yb = x[start:start + EVAL_CHUNK], lengths[start:start + EVAL_CHUNK], labels[start:start + EVAL_CHUNK].to(device)
-            logits = model(xb[:, : int(lb.max())].to(device), lb)
-            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-            right += int((logits.argmax(-1) == yb).sum())
-        loss, accuracy = loss / x.shape[0], right / x.shape[0]
+            xb, lb = x[start:start + EVAL_CHUNK], lengths[start:start + EVAL_CHUNK]
+            out.append(model(xb[:, : int(lb.max())].to(device), lb).float().cpu())
+        return torch.cat(out)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        labels = self.split_tensors(split)[2]
+        logits = self.logits(model, split)
+        loss, accuracy = float(F.cross_entropy(logits, labels)), float((logits.argmax(-1) == labels).double().mean())
         return {"loss": loss, "accuracy": accuracy, "score": accuracy - min(loss, 9.99) / 1000}
