@@ -5,7 +5,10 @@ LSTM-FCN conv branch, in time and dimension-shuffled), bad options and the comma
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +17,7 @@ from typer.testing import CliRunner
 from carousel.cli import app
 from carousel.models import FCNClassifier, SequenceClassifier
 from carousel.train import build_config, get_task, train_run
-from carousel.train.run import evaluate_run
+from carousel.train.run import evaluate_run, load_run_model
 from carousel.train.task import Shard
 from carousel.train.tasks.ucr import (RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, augment, channel_statistics, parse_sizes,
                                       stratified_folds, stratified_holdout, to_frames, with_derivative, z_normalise)
@@ -318,15 +321,17 @@ def test_the_command_line(stand_in, tmp_path):
     assert missing.exit_code != 0 and "OSULeaf_TRAIN.ts does not exist" in missing.output and "Traceback" not in missing.output
 
 
-def test_the_table_script_cross_validates_without_scoring_the_test_file(stand_in, tmp_path):
-    import importlib.util
-    import json
-    from pathlib import Path
-
+def table_script():
+    """``examples/ucr_table.py`` as a module."""
     path = Path(__file__).resolve().parents[2] / "examples" / "ucr_table.py"
     spec = importlib.util.spec_from_file_location("ucr_table", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_table_script_cross_validates_without_scoring_the_test_file(stand_in, tmp_path):
+    script = table_script()
     values = {"data_dir": str(stand_in), "hidden": "8", "steps": "6", "batch_size": "8", "eval_every": "3"}
     row = script.run_dataset("GunPoint", 5, tmp_path, values, cv=3)
     assert row["cv"] == 3 and len(row["scores"]) == 3  # the folds, not the 5 seeds
@@ -340,15 +345,7 @@ def test_the_table_script_cross_validates_without_scoring_the_test_file(stand_in
 
 
 def test_the_table_script_scores_the_ensemble_of_the_seeds(stand_in, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    from carousel.train.run import load_run_model
-
-    path = Path(__file__).resolve().parents[2] / "examples" / "ucr_table.py"
-    spec = importlib.util.spec_from_file_location("ucr_table", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = table_script()
     values = {"data_dir": str(stand_in), "hidden": "8", "steps": "4", "batch_size": "8", "eval_every": "2"}
     row = script.run_dataset("GunPoint", 2, tmp_path, values, first_seed=3)
     runs = [tmp_path / "GunPoint-3", tmp_path / "GunPoint-4"]
