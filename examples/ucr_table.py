@@ -80,11 +80,16 @@ def command(dataset: str, values: dict[str, str]) -> str:
     return " ".join(["carousel train ucr --dataset", dataset, *args, "--seed S"])
 
 
+def seed_dir(runs: Path, dataset: str, seed: int, cv: int = 0) -> Path:
+    """The run directory of one seed (or, with ``cv`` K, of fold ``seed`` of K)."""
+    return runs / (f"{dataset}-fold{seed}of{cv}" if cv else f"{dataset}-{seed}")
+
+
 def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse: bool, cv: int = 0) -> dict:
     """Train and score one seed, or, with ``reuse``, read the result of an earlier run of exactly this
     configuration from ``RUN_DIR/table-seed.json``. Returns {"test", "valid", "minutes"}. With ``cv``
     K, ``seed`` is also the fold held out of K, and "test" is None (the test file is not scored)."""
-    run_dir = runs / (f"{dataset}-fold{seed}of{cv}" if cv else f"{dataset}-{seed}")
+    run_dir = seed_dir(runs, dataset, seed, cv)
     folds = {"folds": str(cv), "fold": str(seed)} if cv else {}
     config = build_config("ucr", {"dataset": dataset, **values, **folds, "progress": "false", "seed": str(seed)})
     saved = run_dir / "table-seed.json"
@@ -102,7 +107,7 @@ def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse:
 
 def ensemble_accuracy(run_dirs: list[Path], split: str = "test") -> float:
     """Accuracy on ``split`` of the ensemble of the best checkpoints in ``run_dirs``: each series gets
-    the class of largest mean softmax probability over the runs (Fawaz et al. 2019, "Deep neural
+    the class of largest mean softmax probability over the runs (Ismail Fawaz et al. 2019, "Deep neural
     network ensembles for time series classification": equal weights)."""
     total, labels = None, None
     for run_dir in run_dirs:
@@ -133,7 +138,7 @@ def run_dataset(dataset: str, seeds: int, runs: Path, values: dict[str, str], re
     except KeyError:
         published = {}
     shown = {**values, "folds": str(cv), "fold": "K"} if cv else values
-    seed_dirs = [] if cv else [runs / f"{dataset}-{seed}" for seed in range(first_seed, first_seed + seeds)]
+    seed_dirs = [] if cv else [seed_dir(runs, dataset, seed) for seed in range(first_seed, first_seed + seeds)]
     return {"dataset": dataset, "scores": scores, "valid": valid, "minutes": minutes, "published": published,
             "command": command(dataset, shown).replace("--fold K --seed S", "--fold k --seed k"), "cv": cv,
             "ensemble": ensemble_accuracy(seed_dirs) if seed_dirs else None}
@@ -195,6 +200,10 @@ def main() -> None:
         overrides[key.strip().lstrip("-").replace("-", "_")] = value.strip()
     if a.cv == 1 or a.cv < 0:
         parser.error(f"expected --cv 0 (test) or at least 2 folds, got {a.cv}")
+    if a.seeds < 1 or a.first_seed < 0:
+        parser.error(f"expected --seeds >= 1 and --first-seed >= 0, got --seeds {a.seeds} --first-seed {a.first_seed}")
+    if a.cv and a.first_seed:
+        parser.error(f"expected --first-seed only without --cv (the folds use seeds 0..K-1), got --first-seed {a.first_seed} --cv {a.cv}")
     if a.steps is not None:
         overrides["steps"] = str(a.steps)
     if a.minutes is not None:

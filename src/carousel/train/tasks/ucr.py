@@ -365,8 +365,9 @@ class UCRTask(Task):
         if o.folds:
             if o.folds > len(train):
                 raise ValueError(f"expected at most {len(train)} folds (the cases in the training file of {o.dataset}), got {o.folds}")
-            held = stratified_folds(train.labels, o.folds)[o.fold]
-            kept = torch.tensor(sorted(set(range(len(train))) - set(held.tolist())), dtype=torch.int64)
+            folds = stratified_folds(train.labels, o.folds)
+            held = folds.pop(o.fold)
+            kept = torch.cat(folds).sort().values
         else:
             kept, held = stratified_holdout(train.labels, o.valid_fraction)
         x, lengths, labels = normal(train), train.lengths, train.labels
