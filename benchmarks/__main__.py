@@ -72,9 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": info, "repeats": repeats, "smoke": args.smoke, "matmul_peak": peak, "results": []}
     for group in groups:
         results = []
-        for case in all_cases([group], smoke=args.smoke):
+        for case in all_cases([group], smoke=args.smoke, device=args.device):
             print(f"  measuring {group}: {case.name} {case.size} ...", file=sys.stderr, flush=True)
-            r = measure(case, repeats, memory=not args.no_memory, device=args.device)
+            try:
+                r = measure(case, repeats, memory=not args.no_memory, device=args.device)
+            except Exception as e:  # one broken case must not cost the others' numbers (a GPU run is rare)
+                print(f"  {group}: {case.name} {case.size} failed: {type(e).__name__}: {e}", flush=True)
+                report["failed"] = report.get("failed", []) + [{"group": group, "name": case.name, "size": case.size,
+                                                                 "error": f"{type(e).__name__}: {e}"}]
+                continue
             if same_function(case) and not (r.max_abs_diff <= 1e-4):
                 raise SystemExit(f"{case.name} {case.size}: carousel and torch.nn disagree (max |diff| {r.max_abs_diff})")
             if not same_function(case):
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1))
     print(f"wrote {path}")
+    if report.get("failed"):
+        print(f"{len(report['failed'])} case(s) failed: " + "; ".join(f"{f['name']} {f['size']}" for f in report["failed"]))
+        return 1
     return 0
 
 

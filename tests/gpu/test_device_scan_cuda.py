@@ -1,6 +1,7 @@
-"""The compiled device scan (carousel.runners.device_scan: associative_scan lowered to a Triton scan by
-torch.compile) against the chunked scan in float64 on the CPU, forward and every gradient. These run
-only where torch sees a GPU; tests/runners/test_device_scan.py checks the same math on the CPU.
+"""The device scan on CUDA (carousel.runners.device_scan: carousel's Triton kernels, carousel.runners.triton_scan)
+against the chunked scan in float64 on the CPU, forward and every gradient, at several lengths in one
+process (no recompilation per length). These run only where torch sees a GPU;
+tests/runners/test_device_scan.py and test_triton_scan.py check the same math on the CPU.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def test_the_device_scan_is_available_on_this_gpu():
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("T", [4096, 1237])  # a power of two and a ragged length
-def test_compiled_scan_in_float32_equals_the_float64_reference(T, reverse):
+@pytest.mark.parametrize("T", [4096, 1237, 1])  # a power of two, a ragged length, one step
+def test_device_scan_in_float32_equals_the_float64_reference(T, reverse):
     B, H = 16, 128
     a, b, h0, w = _inputs(B, T, H, seed=T + reverse)
     expected = _reference(a, b, h0, w, reverse)
@@ -60,7 +61,7 @@ def test_compiled_scan_in_float32_equals_the_float64_reference(T, reverse):
         )
 
 
-def test_compiled_scan_in_float64_is_exact():
+def test_device_scan_in_float64_is_exact():
     a, b, h0, w = _inputs(4, 333, 8, seed=1)
     expected = _reference(a, b, h0, w, False)
     got = _value_and_grads(associative_linear_scan, [t.to(CUDA) for t in (a, b, h0)], w.to(CUDA))

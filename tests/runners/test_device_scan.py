@@ -168,14 +168,16 @@ def test_benchmark_script_says_it_needs_cuda_and_runs_when_forced(monkeypatch, c
     assert rows[-1].endswith("| 1.00 |")  # the GRU against itself
 
 
-def test_cuda_kernels_are_compiled_once_per_dtype_and_rank_and_cpu_ones_are_eager():
-    from carousel.runners.device_scan import _kernels
+def test_cuda_and_the_triton_switch_take_the_triton_kernels_and_the_cpu_the_generic_mode(monkeypatch):
+    import carousel.runners.device_scan as device_scan
 
-    cuda = _kernels("cuda", torch.float32, 3)  # torch.compile wraps lazily: nothing is compiled until called
-    assert _kernels("cuda", torch.float32, 3) is cuda
-    assert _kernels("cuda", torch.float64, 3) is not cuda and _kernels("cuda", torch.float32, 4) is not cuda
-    assert all(hasattr(k, "_torchdynamo_orig_callable") for k in cuda)
-    assert not any(hasattr(k, "_torchdynamo_orig_callable") for k in _kernels("cpu", torch.float64, 3))
+    triton_pair = (object(), object())
+    monkeypatch.setattr(device_scan, "_triton_kernels", lambda: triton_pair)
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    assert device_scan._kernels("cuda") is triton_pair
+    assert device_scan._kernels("cpu") is device_scan._generic_kernels()
+    monkeypatch.setenv(FORCE_ENV, "triton")
+    assert device_scan._kernels("cpu") is triton_pair
 
 
 @pytest.mark.parametrize("name", ["min_gru", "min_lstm"])

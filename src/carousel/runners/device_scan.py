@@ -15,24 +15,33 @@ where ``(a_1, b_1)`` is the earlier step. The inclusive scan of the pairs ``(a_t
 ``b_0 \leftarrow a_0 h_{-1} + b_0``. No logarithm, no division: exact up to rounding, whatever
 the sign or size of ``a``.
 
-The scan is ``torch._higher_order_ops.associative_scan`` (a prototype in torch). On CUDA its
-``combine_mode="pointwise"`` lowers, under ``torch.compile``, to one Triton scan kernel; the
-forward (fold, scan) and the backward (shifts, reverse scan, products) are each compiled once
-per (dtype, number of dimensions) and cached. :class:`ParallelLinearScan` gives the derivative
-by hand, so nothing depends on whether torch can differentiate ``associative_scan`` (its own rule
-builds a T x T matrix): the backward is the same recurrence backwards in time,
+On CUDA the scan and its backward are carousel's own Triton kernels
+(:mod:`carousel.runners.triton_scan`): one program per sequence and block of units walks time in
+chunks, scanning each chunk with ``tl.associative_scan`` and carrying the last state to the next;
+every element is read and written once and any length runs without recompiling.
+:class:`ParallelLinearScan` gives the derivative by hand, the same recurrence backwards in time,
 
 .. math::
     g_t = \partial L/\partial h_t + a_{t+1} g_{t+1}, \quad
     \partial L/\partial a_t = g_t h_{t-1}, \quad \partial L/\partial b_t = g_t, \quad
     \partial L/\partial h_{-1} = a_0 g_0 ,
 
-itself one reverse associative scan.
+itself one reverse scan (one more kernel).
 
-On a CPU the same code runs eagerly with ``combine_mode="generic"`` (about log2(T) rounds of
-slices and products); it is slower there than the chunked scan and exists so that tests can
-check the math and the dispatch without a GPU: pass ``force=True`` or set the environment
-variable ``CAROUSEL_DEVICE_SCAN=force``.
+Why these kernels (H200, (B, T, H) = (16, 4096, 128), float32, forward and backward, medians of 11;
+``python -m benchmarks.device_scan``): ``torch._higher_order_ops.associative_scan`` lowered by
+``torch.compile`` took 1.04 ms, and it failed to compile once the length changed (torch 2.11:
+"Unable to generate code for associative_scan op, because there are lifted arguments", the
+symbolic length entering the combine); the Triton scan of the ``accelerated-scan`` package took
+0.51 ms but wants (B, H, T), so each call pays transposes, and has no initial state; cuDNN's GRU
+took 10.8 ms.
+
+On a CPU the scan runs eagerly as ``torch._higher_order_ops.associative_scan`` with
+``combine_mode="generic"`` (about log2(T) rounds of slices and products); it is slower there than
+the chunked scan and exists so that tests can check the math and the dispatch without a GPU: pass
+``force=True`` or set the environment variable ``CAROUSEL_DEVICE_SCAN=force``. With
+``CAROUSEL_DEVICE_SCAN=triton`` the Triton kernels run on any device: on a CPU under Triton's
+interpreter (``TRITON_INTERPRET=1``), which is how the CPU tests check them.
 """
 
 from __future__ import annotations
@@ -55,14 +64,14 @@ except ImportError:  # pragma: no cover - depends on the installed torch
 def _scan_op() -> Callable | None:
     return _associative_scan
 
-FORCE_ENV = "CAROUSEL_DEVICE_SCAN"  # "force": run the device scan on any device (CPU: generic mode, eager)
-COMPILED_DEVICES = ("cuda",)  # where associative_scan's pointwise mode has a code generator
+FORCE_ENV = "CAROUSEL_DEVICE_SCAN"  # "force": any device (CPU: generic mode, eager); "triton": the Triton kernels anywhere
+COMPILED_DEVICES = ("cuda",)  # where the Triton kernels run
 
 __all__ = ["ParallelLinearScan", "associative_linear_scan", "device_scan_available", "FORCE_ENV"]
 
 
 def _forced(force: bool) -> bool:
-    return force or os.environ.get(FORCE_ENV, "").strip().lower() == "force"
+    return force or os.environ.get(FORCE_ENV, "").strip().lower() in ("force", "triton")
 
 
 def _has_combine_mode() -> bool:
@@ -76,27 +85,28 @@ def device_scan_available(x: Tensor, *, force: bool = False) -> str | None:
     """None when :func:`associative_linear_scan` can run on ``x``'s device and dtype, else the reason.
 
     It can on a CUDA device (compute capability 7.0 or more, Triton installed) with a real
-    floating-point dtype, and with a torch whose ``torch._higher_order_ops.associative_scan``
-    takes ``combine_mode``. ``force=True`` (or ``CAROUSEL_DEVICE_SCAN=force`` in the environment)
-    also accepts other devices, where the scan runs eagerly in ``combine_mode="generic"``: a test
-    switch, not a fast path.
+    floating-point dtype. ``force=True`` (or ``CAROUSEL_DEVICE_SCAN=force`` in the environment)
+    also accepts other devices, where the scan runs eagerly as torch's
+    ``torch._higher_order_ops.associative_scan`` in ``combine_mode="generic"`` (a torch that has it
+    is needed): a test switch, not a fast path. ``CAROUSEL_DEVICE_SCAN=triton`` runs the Triton
+    kernels on any device (on a CPU, under ``TRITON_INTERPRET=1``): for tests too.
     """
-    if _scan_op() is None:
-        return f"torch {torch.__version__} has no torch._higher_order_ops.associative_scan"
-    if not _has_combine_mode():
-        return f"torch {torch.__version__}'s associative_scan has no combine_mode argument (too old)"
     if bool(torch._C._are_functorch_transforms_active()):
         return "its autograd function has no torch.func (vmap, grad, jacrev) rules"
     if not x.is_floating_point():
         return f"the device scan needs a real floating-point tensor; dtype {x.dtype} was given"
-    if x.device.type in COMPILED_DEVICES:
+    if x.device.type in COMPILED_DEVICES or _triton_mode():
         if importlib.util.find_spec("triton") is None:
-            return "the device scan compiles a Triton kernel, and triton is not installed"
+            return "the device scan runs Triton kernels, and triton is not installed"
         if x.device.type == "cuda" and torch.cuda.get_device_capability(x.device) < (7, 0):
             major, minor = torch.cuda.get_device_capability(x.device)
             return f"Triton needs a CUDA device of compute capability 7.0 or more; {x.device} has {major}.{minor}"
         return None
     if _forced(force):
+        if _scan_op() is None:
+            return f"torch {torch.__version__} has no torch._higher_order_ops.associative_scan (the forced CPU path)"
+        if not _has_combine_mode():
+            return f"torch {torch.__version__}'s associative_scan has no combine_mode argument (too old for the forced CPU path)"
         return None
     return (
         f"the device scan is for CUDA devices; the tensor is on {x.device.type} (where the chunked scan is faster). "
@@ -152,25 +162,45 @@ def _backward_core(
     return grad_a, g, _first(a, reverse) * _first(g, reverse)
 
 
-@functools.lru_cache(maxsize=None)
-def _kernels(device_type: str, dtype: torch.dtype, ndim: int) -> tuple[Callable, Callable]:
-    """The (forward, backward) pair for one device type, dtype and number of dimensions.
+def _triton_mode() -> bool:
+    return os.environ.get(FORCE_ENV, "").strip().lower() == "triton"
 
-    On CUDA each is ``torch.compile``d once here (``fullgraph=True``; torch then specialises on
-    ``reverse`` and recompiles for new shapes as its guards decide); elsewhere they run eagerly
-    in the generic mode. ``dtype`` and ``ndim`` only key the cache (one compiled object each).
-    """
-    mode = "pointwise" if device_type in COMPILED_DEVICES else "generic"
+
+def _flat(x: Tensor, rows: int) -> Tensor:
+    """``x`` (rows, ..., *F) as (rows, ..., F): the Triton kernels take one trailing dimension."""
+    return x.reshape(*x.shape[:rows], -1)
+
+
+def _triton_kernels() -> tuple[Callable, Callable]:
+    from . import triton_scan  # imports triton: only where the device scan runs on it
 
     def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-        return _forward_core(a, b, h0, reverse, mode)
+        return triton_scan.forward(_flat(a, 2), _flat(b, 2), _flat(h0, 1), reverse).view(a.shape)
 
     def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
-        return _backward_core(a, h, h0, grad_h, reverse, functools.partial(_affine_scan, mode=mode))
+        grads = triton_scan.backward(_flat(a, 2), _flat(h, 2), _flat(h0, 1), _flat(grad_h, 2), reverse)
+        return grads[0].view(a.shape), grads[1].view(a.shape), grads[2].view(h0.shape)
 
-    if mode == "pointwise":
-        forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
     return forward, backward
+
+
+@functools.lru_cache(maxsize=None)
+def _generic_kernels() -> tuple[Callable, Callable]:
+    def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+        return _forward_core(a, b, h0, reverse, "generic")
+
+    def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+        return _backward_core(a, h, h0, grad_h, reverse, functools.partial(_affine_scan, mode="generic"))
+
+    return forward, backward
+
+
+def _kernels(device_type: str) -> tuple[Callable, Callable]:
+    """The (forward, backward) pair for one device type: the Triton kernels on CUDA (and anywhere
+    with ``CAROUSEL_DEVICE_SCAN=triton``), else associative_scan's generic mode, eagerly."""
+    if device_type in COMPILED_DEVICES or _triton_mode():
+        return _triton_kernels()
+    return _generic_kernels()
 
 
 class ParallelLinearScan(torch.autograd.Function):
@@ -185,7 +215,7 @@ class ParallelLinearScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-        forward, _ = _kernels(a.device.type, a.dtype, a.ndim)
+        forward, _ = _kernels(a.device.type)
         h = forward(a.detach(), b.detach(), h0.detach(), reverse)  # (B, T, *F); detached: no autograd inside
         ctx.reverse = reverse
         ctx.save_for_backward(a, h, h0)
@@ -202,7 +232,7 @@ class ParallelLinearScan(torch.autograd.Function):
 
             grads = _backward_core(a, h, h0, grad_h, ctx.reverse, scan)
         else:
-            _, backward = _kernels(a.device.type, a.dtype, a.ndim)
+            _, backward = _kernels(a.device.type)
             grads = backward(a.detach(), h.detach(), h0.detach(), grad_h.detach(), ctx.reverse)
         grad_a, grad_b, grad_h0 = (g if need else None for g, need in zip(grads, ctx.needs_input_grad))
         return grad_a, grad_b, grad_h0, None
