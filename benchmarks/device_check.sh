@@ -25,7 +25,7 @@ timeout "${BENCH_S:-300}" python3 -m benchmarks --device cuda --groups fused,loo
   --json "$OUT/bench_cuda.json" 2>"$OUT/bench_cuda.err" | tee "$OUT/bench_cuda.md"
 # the scan as one associative scan (carousel.runners.device_scan) against the chunked scan and cuDNN's GRU
 timeout "${SCAN_S:-120}" python3 -m benchmarks.device_scan --repeats "${REPEATS:-11}" 2>&1 | tee "$OUT/device_scan.md"
-timeout "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/gpu >"$OUT/gpu_tests.log" 2>&1; tail -15 "$OUT/gpu_tests.log"
+timeout "${TESTS_S:-240}" python3 -m pytest -q -p no:cacheprovider tests/gpu >"$OUT/gpu_tests.log" 2>&1; tail -15 "$OUT/gpu_tests.log"
 fi
 [ "${CHARLM:-1}" = 0 ] && exit 0  # CHARLM=0: no language models
 

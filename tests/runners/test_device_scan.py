@@ -199,3 +199,22 @@ def test_scan_runner_dispatches_to_the_device_scan_where_it_can_run(name, length
     assert calls, "the scan runner did not take the device scan"
     out, _ = run_scan(cell, x, random_state(cell, 3), None if lengths is None else torch.tensor(lengths))
     assert out.shape == (3, 41, 4)
+
+
+@pytest.mark.parametrize("name", ["min_gru", "min_lstm"])
+def test_compiled_coefficients_on_the_device_path_equal_the_reference_loop(name, monkeypatch, assert_matches_reference):
+    """On a GPU the scan runner compiles the cell's coefficients (``device_coefficients``); with
+    ``CAROUSEL_COMPILE=1`` and the device scan forced, the same runs here (inductor's CPU code)."""
+    import carousel.runners.scan as scan
+    from carousel import _compiled
+    from cell_zoo import make_cell, random_state
+
+    monkeypatch.setenv(FORCE_ENV, "force")
+    monkeypatch.setenv(_compiled.ENV, "1")
+    cell = make_cell(name, 3, 4)
+    x = torch.randn(3, 41, 3, dtype=torch.float64)
+    assert_matches_reference(cell, x, random_state(cell, 3), [41, 17, 1], "scan")
+    compiled = scan.device_coefficients(x.device)
+    assert isinstance(compiled, _compiled.Compiled) and not compiled.failed
+    monkeypatch.setenv(_compiled.ENV, "0")
+    assert scan.device_coefficients(x.device) is scan._coefficients

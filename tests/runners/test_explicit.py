@@ -153,3 +153,38 @@ def test_reused_buffers_never_mix_runs():
     for _ in range(2):  # now from reused buffers
         for a, b in zip(grads(run(cell, x1, backend="explicit")[0]), ref1):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", ["lstm_layer_norm", "lstm_everything"])
+def test_compiled_pointwise_step_equals_reference_loop_without_a_compile_per_step(name, kernels, monkeypatch,
+                                                                                  assert_matches_reference):
+    """On a GPU the step's pointwise part runs compiled (``step_kernels``); ``CAROUSEL_COMPILE=1``
+    compiles it here too (inductor's CPU code): the run must equal the reference loop, and the compiled
+    functions must be traced once for the whole run (a fresh trace per step would mean a compile per step)."""
+    if kernels == "native":
+        pytest.skip("the compiled C++ kernel takes plain and layer-norm LSTMs; this checks the Python step")
+    from torch._dynamo.utils import counters
+
+    from carousel import _compiled
+    from carousel.cells import lstm_explicit
+
+    monkeypatch.setenv(_compiled.ENV, "1")
+    torch._dynamo.reset()
+    counters.clear()
+    cell = make_cell(name, I, H, dtype=torch.float64)
+    x = torch.randn(B, 23, I, dtype=torch.float64)
+    assert_matches_reference(cell, x, random_state(cell, B, dtype=torch.float64), [23, 9, 17, 1], "explicit")
+    forward, backward = lstm_explicit.step_kernels(x.device)
+    assert isinstance(forward, _compiled.Compiled) and not forward.failed and not backward.failed
+    assert 2 <= counters["stats"]["unique_graphs"] <= 4, dict(counters["stats"])  # forward and backward, 23 steps
+
+
+def test_code_that_fails_to_compile_warns_once_and_runs_as_written(monkeypatch):
+    from carousel._compiled import Compiled
+
+    compiled = Compiled(lambda v: v + 1, "the test's function")
+    calls = []
+    monkeypatch.setattr(compiled, "compiled", lambda v: calls.append(v) or (_ for _ in ()).throw(RuntimeError("no")))
+    with pytest.warns(RuntimeWarning, match="compiling the test's function failed.*RuntimeError: no"):
+        assert compiled(1) == 2
+    assert compiled(2) == 3 and calls == [1]  # not tried again

@@ -32,6 +32,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .._compiled import Compiled, compiling_on
+
 _LN_BACKWARD = torch.ops.aten.native_layer_norm_backward
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
@@ -77,8 +79,115 @@ def right_product(W: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
         return lambda v: linear(v, packed, None, "none", [], "")
     Wt = W.t()
     return lambda v: torch.mm(v, Wt)
-_SIGMOID_BACKWARD = torch.ops.aten.sigmoid_backward.grad_input
-_TANH_BACKWARD = torch.ops.aten.tanh_backward.grad_input
+def _split(a: Tensor, H: int, forget_gate: bool) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+    """The gates of ``a`` (B, G): i, f, g, o (f None without a forget gate)."""
+    if forget_gate:
+        return a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    return a[:, :H], None, a[:, H : 2 * H], a[:, 2 * H :]
+
+
+def pointwise_forward(px_t: Tensor, r: Tensor, c: Tensor, a_out: Tensor, c_out: Tensor, k_out: Tensor,
+                      r_out: Tensor | None, m_out: Tensor | None, params: tuple, flags: tuple) -> tuple[Tensor, tuple | None]:
+    """Everything of one LSTM step after the recurrent product ``r`` (B, G): the module docstring's
+    forward from ``a`` to ``m``, written into the step's buffers (gate activations ``a_out`` (B, G),
+    ``c_out`` and ``k_out`` (B, H), ``r_out`` the product kept for layer norm's backward) and
+    returning ``m`` (in ``m_out`` when given) with the layer norms' statistics (mean and 1/std of
+    ``r`` and of ``c_t``, or None). ``params`` = (w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c), None where
+    absent; ``flags`` = (forget_gate, peephole, layer_norm, H, eps_hh, eps_c). Pure tensor code: on a
+    GPU it is compiled into a few fused kernels (``step_kernels``), elsewhere it runs as written.
+    """
+    forget_gate, peephole, layer_norm, H, eps_hh, eps_c = flags
+    w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c = params
+    if layer_norm:
+        r_out.copy_(r)
+        y, mu_r, rs_r = torch.native_layer_norm(r, (r.shape[1],), g_hh, b_hh, eps_hh)
+        a = px_t + y
+    else:
+        a = px_t + r
+    a_i, a_f, a_g, a_o = _split(a, H, forget_gate)
+    if peephole:
+        a_i = a_i + w_ci * c
+        if forget_gate:
+            a_f = a_f + w_cf * c
+    i, g = torch.sigmoid(a_i), torch.tanh(a_g)
+    if forget_gate:
+        f = torch.sigmoid(a_f)
+        c_new = f * c + i * g
+    else:
+        f, c_new = None, c + i * g
+    if peephole:
+        a_o = a_o + w_co * c_new
+    o = torch.sigmoid(a_o)
+    stats = None
+    if layer_norm:
+        lc, mu_c, rs_c = torch.native_layer_norm(c_new, (H,), g_c, b_c, eps_c)
+        k = torch.tanh(lc)
+        stats = (mu_r, rs_r, mu_c, rs_c)
+    else:
+        k = torch.tanh(c_new)
+    a_out.copy_(torch.cat([i, f, g, o] if forget_gate else [i, g, o], dim=1))
+    c_out.copy_(c_new)
+    k_out.copy_(k)
+    m = o * k
+    if m_out is not None:
+        m_out.copy_(m)
+        return m_out, stats
+    return m, stats
+
+
+def pointwise_backward(dm: Tensor, dc: Tensor, a: Tensor, c_new: Tensor, c_prev: Tensor, k: Tensor, r: Tensor | None,
+                       stats: tuple | None, da_out: Tensor, params: tuple, flags: tuple) -> tuple[Tensor, Tensor, tuple | None]:
+    """The derivative of :func:`pointwise_forward` (the module docstring's backward from ``dm`` to
+    ``dr``): given ``dm`` (B, H) and ``dc`` (B, H) reaching ``m`` and ``c_t``, writes ``da`` (the
+    gradient of ``px_t``) into ``da_out`` (B, G) and returns ``(dr, dc_prev, ln_grads)``: the
+    gradient of the recurrent product (``da_out`` itself without layer norm), of ``c_{t-1}``, and
+    the step's gradients of the layer norms' (g_c, b_c, g_hh, b_hh) or None.
+    """
+    forget_gate, peephole, layer_norm, H, eps_hh, eps_c = flags
+    w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c = params
+    i, f, g, o = _split(a, H, forget_gate)
+    do = dm * k * o * (1 - o)
+    dl = dm * o * (1 - k * k)
+    ln_grads = None
+    if layer_norm:
+        mu_r, rs_r, mu_c, rs_c = stats
+        dl, dg_c, db_c = _LN_BACKWARD(dl, c_new, (H,), mu_c, rs_c, g_c, b_c, [True, True, True])
+    dc = dc + dl
+    if peephole:
+        dc = dc + do * w_co
+    di = dc * g * i * (1 - i)
+    dg = dc * i * (1 - g * g)
+    if forget_gate:
+        df = dc * c_prev * f * (1 - f)
+        dc_prev = dc * f
+    else:
+        df, dc_prev = None, dc
+    if peephole:
+        dc_prev = dc_prev + di * w_ci
+        if forget_gate:
+            dc_prev = dc_prev + df * w_cf
+    da = torch.cat([di, df, dg, do] if forget_gate else [di, dg, do], dim=1)
+    da_out.copy_(da)
+    if layer_norm:
+        dr, dg_hh, db_hh = _LN_BACKWARD(da, r, (da.shape[1],), mu_r, rs_r, g_hh, b_hh, [True, True, True])
+        ln_grads = (dg_c, db_c, dg_hh, db_hh)
+        return dr, dc_prev, ln_grads
+    return da_out, dc_prev, ln_grads
+
+
+_COMPILED: list[Compiled] = []
+
+
+def step_kernels(device: torch.device) -> tuple[Callable, Callable]:
+    """``(pointwise_forward, pointwise_backward)`` as they run on ``device``: compiled by
+    ``torch.compile`` on CUDA (a dozen small kernels per step become a few fused ones), as written
+    elsewhere; ``CAROUSEL_COMPILE`` changes this (``carousel._compiled``)."""
+    if not compiling_on(device):
+        return pointwise_forward, pointwise_backward
+    if not _COMPILED:
+        _COMPILED.extend((Compiled(pointwise_forward, "the LSTM step's pointwise part"),
+                          Compiled(pointwise_backward, "the LSTM step's pointwise derivative")))
+    return _COMPILED[0], _COMPILED[1]
 
 
 class LSTMExplicitStep:
@@ -113,13 +222,18 @@ class LSTMExplicitStep:
         self.recurrent = right_product(self.W, B)  # h -> h W^T
         self.recurrent_back = right_product(self.W.t(), B)  # dr -> dr W
         self.Wr = next(it) if self.proj else None
+        w_ci = w_cf = w_co = g_hh = b_hh = g_c = b_c = None
+        eps_hh = eps_c = None
         if self.peephole:
-            self.w_ci = next(it)
-            self.w_cf = next(it) if self.forget_gate else None
-            self.w_co = next(it)
+            w_ci = next(it)
+            w_cf = next(it) if self.forget_gate else None
+            w_co = next(it)
         if self.layer_norm:
-            self.g_hh, self.b_hh, self.g_c, self.b_c = next(it), next(it), next(it), next(it)
-            self.eps_hh, self.eps_c = self.cell.ln_hh.eps, self.cell.ln_c.eps
+            g_hh, b_hh, g_c, b_c = next(it), next(it), next(it), next(it)
+            eps_hh, eps_c = self.cell.ln_hh.eps, self.cell.ln_c.eps
+        self.params = (w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c)
+        self.flags = (self.forget_gate, self.peephole, self.layer_norm, self.H, eps_hh, eps_c)
+        self.pointwise_forward, self.pointwise_backward = step_kernels(px.device)
         self.keep, self.c0 = keep, state[1]
         slots = T if keep else 2  # without a backward pass two alternating slots suffice
         self.A = _take((slots, B, G), px)  # gate activations i, f, g, o
@@ -132,52 +246,21 @@ class LSTMExplicitStep:
         self.ln_stats: list[tuple[Tensor, ...]] = []  # per step: mean and 1/std of r and of c_t
 
     def _gates(self, a: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
-        H = self.H
-        if self.forget_gate:
-            return a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        return a[:, :H], None, a[:, H : 2 * H], a[:, 2 * H :]
+        return _split(a, self.H, self.forget_gate)
 
     def forward(self, t: int, px_t: Tensor, state: tuple[Tensor, ...], h_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h, c = state
         s = t if self.keep else t % 2
-        a, c_new, k = self.A[s], self.C[s], self.K[s]  # (B, G), (B, H), (B, H)
         r = self.recurrent(h if self.h_mask is None else h * self.h_mask)  # (B, G)
-        if self.layer_norm:
-            self.R[s] = r
-            y, mu_r, rs_r = torch.native_layer_norm(r, (r.shape[1],), self.g_hh, self.b_hh, self.eps_hh)
-            torch.add(px_t, y, out=a)
-        else:
-            torch.add(px_t, r, out=a)
-        i, f, g, o = self._gates(a)
-        if self.peephole:
-            i.addcmul_(self.w_ci, c)
-            if f is not None:
-                f.addcmul_(self.w_cf, c)
-        if f is not None and not self.peephole:
-            a[:, : 2 * self.H].sigmoid_()  # i and f together
-        else:
-            i.sigmoid_()
-            if f is not None:
-                f.sigmoid_()
-        g.tanh_()
-        if f is not None:
-            torch.mul(f, c, out=c_new).addcmul_(i, g)  # c = f c + i g
-        else:
-            torch.addcmul(c, i, g, out=c_new)  # c = c + i g
-        if self.peephole:
-            o.addcmul_(self.w_co, c_new)
-        o.sigmoid_()
-        if self.layer_norm:
-            lc, mu_c, rs_c = torch.native_layer_norm(c_new, (self.H,), self.g_c, self.b_c, self.eps_c)
-            torch.tanh(lc, out=k)
-            if self.keep:
-                self.ln_stats.append((mu_r, rs_r, mu_c, rs_c))
-        else:
-            torch.tanh(c_new, out=k)
+        m, stats = self.pointwise_forward(
+            px_t, r, c, self.A[s], self.C[s], self.K[s], self.R[s] if self.layer_norm else None,
+            self.M[s] if self.proj else h_out, self.params, self.flags,
+        )
+        if self.layer_norm and self.keep:
+            self.ln_stats.append(stats)
         if self.proj:
-            m = torch.mul(o, k, out=self.M[s])
-            return torch.mm(m, self.Wr.t(), out=h_out), c_new  # (B, P)
-        return torch.mul(o, k, out=h_out), c_new
+            return torch.mm(m, self.Wr.t(), out=h_out), self.C[s]  # (B, P)
+        return m, self.C[s]
 
     # ---- backward ------------------------------------------------------------------------------
     def backward(self, t: int, grad: list[Tensor]) -> list[Tensor]:
@@ -187,46 +270,19 @@ class LSTMExplicitStep:
             self.dR: list[Tensor] = []
             self.dLN: list[tuple[Tensor, ...]] = []  # per step: gradients of the gains and biases of LN_c, LN_hh
             self.dH: list[Tensor] = []
-        a, c_new, k, da = self.A[t], self.C[t], self.K[t], self.dA[t]
         c_prev = self.C[t - 1] if t > 0 else self.c0
-        i, f, g, o = self._gates(a)
-        di, df, dg, do = self._gates(da)
         if self.proj:
             self.dH.append(dh)
             dm = torch.mm(dh, self.Wr)  # (B, H)
         else:
             dm = dh
-        torch.mul(dm, k, out=do)
-        dl = dm * o  # dk
-        _TANH_BACKWARD(dl, k, grad_input=dl)
+        dr, dc_prev, ln_grads = self.pointwise_backward(
+            dm, dc, self.A[t], self.C[t], c_prev, self.K[t], self.R[t] if self.layer_norm else None,
+            self.ln_stats[t] if self.layer_norm else None, self.dA[t], self.params, self.flags,
+        )
         if self.layer_norm:
-            mu_r, rs_r, mu_c, rs_c = self.ln_stats[t]
-            dl, dg_c, db_c = _LN_BACKWARD(dl, c_new, (self.H,), mu_c, rs_c, self.g_c, self.b_c, [True, True, True])
-            self.dLN.append((dg_c, db_c))
-        dc = dc + dl
-        _SIGMOID_BACKWARD(do, o, grad_input=do)
-        if self.peephole:
-            dc = torch.addcmul(dc, do, self.w_co)
-        torch.mul(dc, g, out=di)
-        torch.mul(dc, i, out=dg)
-        if f is not None:
-            torch.mul(dc, c_prev, out=df)
-            _SIGMOID_BACKWARD(da[:, : 2 * self.H], a[:, : 2 * self.H], grad_input=da[:, : 2 * self.H])
-            dc_prev = dc * f
-        else:
-            _SIGMOID_BACKWARD(di, i, grad_input=di)
-            dc_prev = dc
-        _TANH_BACKWARD(dg, g, grad_input=dg)
-        if self.peephole:
-            dc_prev = torch.addcmul(dc_prev, di, self.w_ci)
-            if f is not None:
-                dc_prev.addcmul_(df, self.w_cf)
-        if self.layer_norm:
-            dr, dg_hh, db_hh = _LN_BACKWARD(da, self.R[t], (da.shape[1],), mu_r, rs_r, self.g_hh, self.b_hh, [True, True, True])
             self.dR.append(dr)
-            self.dLN[-1] += (dg_hh, db_hh)
-        else:
-            dr = da
+            self.dLN.append(ln_grads)
         dh_prev = self.recurrent_back(dr)
         return [dh_prev if self.h_mask is None else dh_prev * self.h_mask, dc_prev]
 

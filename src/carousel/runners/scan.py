@@ -32,7 +32,7 @@ launch per step of a chunk would cost more than the arithmetic.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import weakref
 
@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
+from .._compiled import Compiled, compiling_on
 from ..cells.base import Cell
 from ..cells.lstm_explicit import _give, _take
 from . import native
@@ -349,6 +350,24 @@ def _masked_and_padded(out: Tensor, h: Tensor, alive: Tensor | None, total: int,
     return out, cell.state_type(h)
 
 
+def _coefficients(cell: Cell, px: Tensor) -> tuple[Tensor, Tensor]:
+    return cell.coefficients(px)
+
+
+_COMPILED_COEFFICIENTS: list[Compiled] = []
+
+
+def device_coefficients(device: torch.device) -> Callable[[Cell, Tensor], tuple[Tensor, Tensor]]:
+    """``(cell, px) -> cell.coefficients(px)`` for the device scan: compiled by ``torch.compile`` on
+    CUDA (minLSTM's gates in log space are a dozen elementwise operations over (B, T, 3H), forward
+    and backward; compiled, a few fused kernels), as written elsewhere (``carousel._compiled``)."""
+    if not compiling_on(device):
+        return _coefficients
+    if not _COMPILED_COEFFICIENTS:
+        _COMPILED_COEFFICIENTS.append(Compiled(_coefficients, "a scan cell's coefficients"))
+    return _COMPILED_COEFFICIENTS[0]
+
+
 def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *, steps: int | None = None) -> tuple[Tensor, Any]:
     """Run a linear-recurrence cell block by block; same contract as the loop runner."""
     B, T, _ = x.shape
@@ -359,7 +378,8 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
         T = int(lengths.max())  # nothing happens after the longest sequence ends
     if device_scan_available(x) is None:  # a GPU: the whole sequence as one associative scan, no blocks
         with parametrize.cached():
-            a, b = cell.coefficients(cell.project(x[:, :T]))  # (B, T, H) each
+            px = cell.project(x[:, :T])
+        a, b = device_coefficients(x.device)(cell, px)  # (B, T, H) each
         if lengths is not None:
             alive = alive_all[:, :T]
             a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
