@@ -25,6 +25,8 @@ pytestmark = pytest.mark.skipif(
     not HAVE_TRITON, reason=f"Triton is not installed (make test puts it in {SITE} for its interpreter)"
 )
 
+N_CONFIGS = 7  # len(carousel.runners.triton_scan.CONFIGS), which needs Triton to import
+
 SCRIPT = r'''
 import json, sys
 import torch
@@ -64,9 +66,16 @@ def case(shape, reverse, dtype, kind, seed, second):
         errors.append(float(((mine - ref) / scale).abs().max()))
     return errors
 
+from carousel.runners import triton_scan
+
 cases = json.loads(sys.argv[1])
-print(json.dumps([case(tuple(c["shape"]), c["reverse"], getattr(torch, c["dtype"]), c["kind"], i, c["second"])
-                  for i, c in enumerate(cases)]))
+errors = []
+for i, c in enumerate(cases):
+    if c.get("config"):  # a launch configuration of triton_scan.CONFIGS (the default is what runs off CUDA)
+        triton_scan.DEFAULT = triton_scan.CONFIGS[c["config"]]
+    errors.append(case(tuple(c["shape"]), c["reverse"], getattr(torch, c["dtype"]), c["kind"], i, c["second"]))
+    triton_scan.DEFAULT = triton_scan.CONFIGS[0]
+print(json.dumps(errors))
 '''
 
 CASES = (
@@ -76,22 +85,35 @@ CASES = (
     + [{"shape": [2, 70, 2, 3], "reverse": False, "dtype": "float64", "kind": "mixed", "second": False}]
     + [{"shape": [2, 33, 4], "reverse": r, "dtype": "float64", "kind": "mixed", "second": True} for r in (False, True)]
     + [{"shape": [4, 200, 36], "reverse": r, "dtype": "float32", "kind": "contracting", "second": False} for r in (False, True)]
+    # every launch configuration the CUDA path may time and pick
+    + [{"shape": [2, 300, 20], "reverse": r, "dtype": "float64", "kind": "mixed", "second": False, "config": k}
+       for k in range(1, N_CONFIGS) for r in (False, True)]
 )
+
+
+def _interpreted(*args: str) -> subprocess.CompletedProcess:
+    """``python -c *args`` with carousel from src/, Triton from SITE and its interpreter on."""
+    env = dict(os.environ, TRITON_INTERPRET="1", CAROUSEL_DEVICE_SCAN="triton", OMP_NUM_THREADS="1")
+    src = Path(__file__).resolve().parents[2] / "src"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), str(SITE), env.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-c", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def errors():
-    env = dict(os.environ, TRITON_INTERPRET="1", CAROUSEL_DEVICE_SCAN="triton", OMP_NUM_THREADS="1")
-    src = Path(__file__).resolve().parents[2] / "src"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), str(SITE), env.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(CASES)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = _interpreted(SCRIPT, json.dumps(CASES))
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("index", range(len(CASES)), ids=lambda i: "{shape}-reverse={reverse}-{dtype}-{kind}{s}".format(
-    **CASES[i], s="-second" if CASES[i]["second"] else ""))
+def test_the_configuration_count_matches_the_kernels_module():
+    done = _interpreted("from carousel.runners import triton_scan; print(len(triton_scan.CONFIGS))")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) == N_CONFIGS
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=lambda i: "{shape}-reverse={reverse}-{dtype}-{kind}{s}{c}".format(
+    **CASES[i], s="-second" if CASES[i]["second"] else "", c=f"-config{CASES[i]['config']}" if "config" in CASES[i] else ""))
 def test_the_triton_kernels_equal_a_plain_loop(errors, index):
     tolerance = 1e-10 if CASES[index]["dtype"] == "float64" else 2e-5
     names = ["h", "grad a", "grad b", "grad h0", "second a", "second b", "second h0"]

@@ -104,30 +104,69 @@ def _backward_kernel(A, Hs, H0, G, GA, GB, GH0, T, NH, t_first, t_step,
     tl.store(GH0 + seq.to(tl.int64) * NH + units, grad_h0.to(GH0.dtype.element_ty), mask=unit_ok)
 
 
-def _grid(a: Tensor) -> tuple[tuple[int, int], int]:
+Config = tuple[int, int, int]  # (BLOCK_T, BLOCK_H, num_warps)
+DEFAULT: Config = (BLOCK_T, MAX_BLOCK_H, 4)
+# candidates timed on the first call per (kernel, device, dtype, H): more programs with narrower
+# blocks of units, or longer chunks, suit different shapes; the fastest is kept for the process
+CONFIGS: tuple[Config, ...] = (DEFAULT, (128, 16, 4), (256, 8, 4), (256, 16, 8), (512, 4, 4), (128, 8, 2), (1024, 4, 8))
+_BEST: dict[tuple, Config] = {}
+
+
+def _launch(kernel, a: Tensor, args: tuple, config: Config) -> None:
     B, _, NH = a.shape
-    block_h = min(MAX_BLOCK_H, triton.next_power_of_2(NH))
-    return (B, triton.cdiv(NH, block_h)), block_h
+    block_t, block_h, warps = config
+    block_h = min(block_h, triton.next_power_of_2(NH))
+    kernel[(B, triton.cdiv(NH, block_h))](*args, BLOCK_T=block_t, BLOCK_H=block_h, F64=a.dtype == torch.float64,
+                                          num_warps=warps)
 
 
-def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
+def _fastest(kernel, a: Tensor, args: tuple) -> Config:
+    """The fastest of ``CONFIGS`` on these arguments (each launched once to compile, then timed three
+    times with CUDA events); the kernels only write their outputs, so running them again is harmless."""
+    times = {}
+    for config in CONFIGS:
+        _launch(kernel, a, args, config)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(3):
+            _launch(kernel, a, args, config)
+        end.record()
+        end.synchronize()
+        times[config] = start.elapsed_time(end)
+    return min(times, key=times.get)
+
+
+def _run(kernel, a: Tensor, args: tuple, config: Config | None) -> None:
+    """Launch ``kernel`` with ``config``, or with the configuration timed fastest for this kernel, device,
+    dtype and H (timed on the first such call on CUDA; the default on other devices and while a CUDA
+    graph is being captured, where nothing can be timed)."""
+    if config is None:
+        key = (kernel, a.device, a.dtype, a.shape[-1])
+        config = _BEST.get(key)
+        if config is None:
+            if a.device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+                config = DEFAULT
+            else:
+                config = _BEST[key] = _fastest(kernel, a, args)
+    _launch(kernel, a, args, config)
+
+
+def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, config: Config | None = None) -> Tensor:
     """``h`` (B, T, H) with ``h_t = a_t h_{t-1} + b_t`` from ``h0`` (B, H); time backwards when ``reverse``.
-    ``a``, ``b`` (B, T, H) and ``h0`` contiguous, one dtype and device."""
+    ``a``, ``b`` (B, T, H) and ``h0`` contiguous, one dtype and device; ``config`` (BLOCK_T, BLOCK_H,
+    num_warps) fixes the launch (default: the fastest of ``CONFIGS``, see ``_run``)."""
     B, T, NH = a.shape
     h = torch.empty_like(b)
-    grid, block_h = _grid(a)
     t_first, t_step = (T - 1, -1) if reverse else (0, 1)
-    _forward_kernel[grid](a, b, h0, h, T, NH, t_first, t_step,
-                          BLOCK_T=BLOCK_T, BLOCK_H=block_h, F64=a.dtype == torch.float64)
+    _run(_forward_kernel, a, (a, b, h0, h, T, NH, t_first, t_step), config)
     return h
 
 
-def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool,
+             config: Config | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(grad_a, grad_b, grad_h0)`` of :func:`forward` given ``grad_h`` (B, T, H), from the saved ``h``."""
     B, T, NH = a.shape
     grad_a, grad_b, grad_h0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
-    grid, block_h = _grid(a)
     t_first, t_step = (0, 1) if reverse else (T - 1, -1)  # backwards in scan order
-    _backward_kernel[grid](a, h, h0, grad_h, grad_a, grad_b, grad_h0, T, NH, t_first, t_step,
-                           BLOCK_T=BLOCK_T, BLOCK_H=block_h, F64=a.dtype == torch.float64)
+    _run(_backward_kernel, a, (a, h, h0, grad_h, grad_a, grad_b, grad_h0, T, NH, t_first, t_step), config)
     return grad_a, grad_b, grad_h0
