@@ -142,3 +142,25 @@ def test_graphs_are_the_default_on_cuda_and_pay():
     print(f"\nlayer-norm LSTM training step, (T, B, I, H) = {(T, B, I, H)}: graphed {graphed:.2f} ms, "
           f"uncaptured {plain:.2f} ms, cuDNN plain LSTM {torch_ms:.2f} ms, graphed / cuDNN {graphed / torch_ms:.1f}")
     assert graphed < plain
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["T256_H256", "T1000_H64"])
+def test_graphed_zoneout_equals_the_uncaptured_run_and_draws_fresh_masks_inside_the_graph(size, monkeypatch):
+    """Zoneout in training mode draws its keep masks inside the captured forward (``begin``): with the
+    draws fixed, graphed equals uncaptured; left to draw, every replay draws anew."""
+    from carousel.regularize import Zoneout
+
+    T, B, I, H = size
+    cell = Zoneout(make_cell("lstm", I, H, dtype=torch.float32), p_h=0.1, p_c=0.2).train().to(CUDA)
+    x = torch.randn(B, T, I, device=CUDA)
+    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=torch.float32)))
+    recorder = CountingRecorder()
+    fresh = [out[0] for out, _ in (_run(cell, x, s0, None, True, recorder) for _ in range(2))]
+    assert recorder.captures == 2 and not torch.equal(fresh[0], fresh[1])
+
+    graphs.clear_graphs()
+    masks = {"h": torch.rand(T, B, H, device=CUDA) < 0.1, "c": torch.rand(T, B, H, device=CUDA) < 0.2}
+    monkeypatch.setattr(cell, "keep_masks", lambda steps, state, like: masks)
+    _assert_close(_run(cell, x, s0, None, True, CountingRecorder()), _run(cell, x, s0, None, False))
+    cell.eval()  # evaluation: no draws, another graph (training mode is part of the key)
+    _assert_close(_run(cell, x, s0, None, True, CountingRecorder()), _run(cell, x, s0, None, False))

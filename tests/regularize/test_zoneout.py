@@ -65,8 +65,8 @@ def test_training_matches_the_written_out_rule(cell_name):
     z = Zoneout(cell, 0.3, p_c)
     x = torch.randn(4, 6, 3, dtype=torch.float64)
     s0 = random_state(cell, 4)
-    torch.manual_seed(2)
-    out, final = C.run(z, x, s0)
+    torch.manual_seed(2)  # the reference loop draws step by step, as the rule does (the explicit backend
+    out, final = C.run(z, x, s0, backend="reference")  # draws a run's masks at once: tests/runners/test_explicit.py)
     torch.manual_seed(2)
     ref_out, ref_final = reference(cell, x, s0, {"h": 0.3, "c": p_c or 0.0}, training=True)
     torch.testing.assert_close(out, ref_out)

@@ -188,3 +188,54 @@ def test_code_that_fails_to_compile_warns_once_and_runs_as_written(monkeypatch):
     with pytest.warns(RuntimeWarning, match="compiling the test's function failed.*RuntimeError: no"):
         assert compiled(1) == 2
     assert compiled(2) == 3 and calls == [1]  # not tried again
+
+
+def _zoneout_by_hand(cell, x, masks, lengths):
+    """Zoneout around ``cell.cell`` step by step with the given keep masks (training) or rates (evaluation);
+    a finished sequence's state is frozen and its outputs are zero, as every runner does."""
+    inner = cell.cell
+    state = inner.initial_state(x.shape[0], dtype=x.dtype)
+    px, outputs = inner.project(x), []
+    for t in range(x.shape[1]):
+        new = inner.step(px[:, t], state)
+        if cell.training:
+            mixed = [torch.where(masks[name][t], old, fresh) for name, old, fresh in zip("hc", state, new)]
+        else:
+            mixed = [p * old + (1 - p) * fresh for p, old, fresh in zip((cell.p_h, cell.p_c), state, new)]
+        alive = (t < lengths).unsqueeze(1)
+        state = type(new)(*(torch.where(alive, m, s) for m, s in zip(mixed, state)))
+        outputs.append(torch.where(alive, state.h, 0.0))
+    return torch.stack(outputs, 1), state
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+@pytest.mark.parametrize("name", ["lstm", "lstm_layer_norm", "lstm_everything"])
+def test_zoneout_on_the_explicit_backend_equals_zoneout_step_by_step(name, training, kernels):
+    if kernels == "native":
+        pytest.skip("zoneout's step runs in Python (the compiled C++ kernel has no zoneout)")
+    torch.manual_seed(1)
+    cell = C.Zoneout(make_cell(name, I, H, dtype=torch.float64), p_h=0.3, p_c=0.5).train(training)
+    assert resolve_backend(cell, torch.zeros(1, 1, I, dtype=torch.float64), "auto").name == "explicit"
+    Tz, lengths = 9, torch.tensor([9, 3, 7, 1])
+    masks = {"h": torch.rand(Tz, B, cell.state_sizes[0]) < 0.3, "c": torch.rand(Tz, B, H) < 0.5}
+    cell.keep_masks = lambda steps, state, like: {k: m[:steps] for k, m in masks.items()}  # the same draws for both
+    x = torch.randn(B, Tz, I, dtype=torch.float64, requires_grad=True)
+    out, final = run(cell, x, None, lengths, backend="explicit")
+    ref, ref_final = _zoneout_by_hand(cell, x, masks, lengths)
+    w = torch.randn_like(ref)
+    leaves = [x, *cell.parameters()]
+    grads = torch.autograd.grad((out * w).sum() + final.c.sum(), leaves)
+    ref_grads = torch.autograd.grad((ref * w).sum() + ref_final.c.sum(), leaves)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    for mine, theirs in zip(grads, ref_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-11)
+
+
+def test_zoneout_keep_masks_follow_the_rates_and_are_fresh_every_run():
+    cell = C.Zoneout(C.LSTMCell(3, 64), p_h=0.2, p_c=0.6).train()
+    state = cell.initial_state(32)
+    first, second = cell.keep_masks(50, state, torch.zeros(1)), cell.keep_masks(50, state, torch.zeros(1))
+    assert first["h"].shape == (50, 32, 64) and first["h"].dtype == torch.bool
+    assert abs(first["h"].float().mean() - 0.2) < 0.02 and abs(first["c"].float().mean() - 0.6) < 0.02
+    assert not torch.equal(first["h"], second["h"])
+    assert "c" not in C.Zoneout(C.LSTMCell(3, 4), p_h=0.2, p_c=0.0).keep_masks(5, cell.initial_state(2), torch.zeros(1))

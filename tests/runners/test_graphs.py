@@ -235,15 +235,21 @@ def test_switches_and_the_cpu_default(monkeypatch):
     assert recorder.captures == 0 and graphs.captured_configurations() == 0
 
 
-def test_zoneout_has_no_explicit_step_so_nothing_is_captured():
+def test_zoneout_is_captured_draws_fresh_masks_at_every_replay_and_keys_on_training_mode():
+    """Zoneout's explicit step draws its keep masks in ``begin``, inside the captured forward: each
+    replay draws anew (two runs on one input differ); evaluation mode is another configuration."""
     cell = C.Zoneout(make_cell("lstm", I, H), p_h=0.2).train()
     x = torch.randn(B, T, I, dtype=torch.float64)
     recorder = ReplayRecorder()
-    with use_cuda_graphs(recorder=recorder):
-        with pytest.raises(ValueError, match="has no explicit step"):
-            run(cell, x, backend="explicit")
-        run(cell, x)  # auto: the reference loop
-    assert recorder.captures == 0
+    with use_cuda_graphs(recorder=recorder), torch.no_grad():  # no backward: one capture per configuration
+        first, second = run(cell, x, backend="explicit")[0], run(cell, x)[0]  # auto: explicit too
+        assert recorder.captures == 1 and graphs.captured_configurations() == 1
+        assert not torch.equal(first, second)
+        cell.eval()
+        evaluated = run(cell, x)[0]
+        assert recorder.captures == 2 and graphs.captured_configurations() == 2
+    with torch.no_grad():
+        torch.testing.assert_close(evaluated, run(cell, x, backend="reference")[0], rtol=1e-10, atol=1e-12)
 
 
 def test_gradients_handed_out_are_copies_that_later_replays_leave_alone():

@@ -198,6 +198,9 @@ class LSTMExplicitStep:
         self.H = cell.hidden_size
         self.forget_gate, self.peephole, self.layer_norm = cell.forget_gate, cell.peephole, cell.layer_norm
         self.proj = cell.weight_hr is not None
+        # set by a wrapper that changes the state between steps (zoneout): then c_{t-1} is not the
+        # previous step's c_t, and the c entering each step is kept (C_in) for the backward
+        self.track_c_in = False
 
     @property
     def tensors(self) -> tuple[Tensor, ...]:
@@ -241,8 +244,9 @@ class LSTMExplicitStep:
         self.K = _take((slots, B, self.H), px)  # k = tanh(LN(c_t))
         self.R = _take((slots, B, G), px) if self.layer_norm else None  # recurrent product r
         self.M = _take((slots, B, self.H), px) if self.proj else None  # m = o k
+        self.C_in = _take((slots, B, self.H), px) if self.track_c_in else None  # c entering each step
         if keep:  # these buffers are only ever read through this object: reuse them once it is gone
-            weakref.finalize(self, _give, [b for b in (self.A, self.C, self.K, self.R, self.M) if b is not None])
+            weakref.finalize(self, _give, [b for b in (self.A, self.C, self.K, self.R, self.M, self.C_in) if b is not None])
         self.ln_stats: list[tuple[Tensor, ...]] = []  # per step: mean and 1/std of r and of c_t
 
     def _gates(self, a: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
@@ -252,6 +256,8 @@ class LSTMExplicitStep:
         h, c = state
         s = t if self.keep else t % 2
         r = self.recurrent(h if self.h_mask is None else h * self.h_mask)  # (B, G)
+        if self.C_in is not None:
+            self.C_in[s].copy_(c)
         m, stats = self.pointwise_forward(
             px_t, r, c, self.A[s], self.C[s], self.K[s], self.R[s] if self.layer_norm else None,
             self.M[s] if self.proj else h_out, self.params, self.flags,
@@ -270,7 +276,7 @@ class LSTMExplicitStep:
             self.dR: list[Tensor] = []
             self.dLN: list[tuple[Tensor, ...]] = []  # per step: gradients of the gains and biases of LN_c, LN_hh
             self.dH: list[Tensor] = []
-        c_prev = self.C[t - 1] if t > 0 else self.c0
+        c_prev = self.C_in[t] if self.C_in is not None else (self.C[t - 1] if t > 0 else self.c0)
         if self.proj:
             self.dH.append(dh)
             dm = torch.mm(dh, self.Wr)  # (B, H)
@@ -297,7 +303,7 @@ class LSTMExplicitStep:
             dH = torch.stack(self.dH[::-1]).reshape(T * B, -1)  # (T*B, P)
             grads.append(dH.t() @ self.M.reshape(T * B, self.H))  # dW_hr (P, H)
         if self.peephole:
-            c_prev = torch.cat([self.c0.unsqueeze(0), self.C[:-1]])  # (T, B, H)
+            c_prev = self.C_in if self.C_in is not None else torch.cat([self.c0.unsqueeze(0), self.C[:-1]])  # (T, B, H)
             di, df, _, do = self._gates(dA.reshape(T * B, G))
             grads.append((di * c_prev.reshape(T * B, self.H)).sum(0))
             if df is not None:
