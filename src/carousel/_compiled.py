@@ -12,8 +12,9 @@ tests use it to check that the compiled code equals the written one); unset, onl
 from __future__ import annotations
 
 import os
+import types
 import warnings
-from typing import Callable
+from typing import Callable, Hashable
 
 import torch
 
@@ -28,6 +29,14 @@ def compiling_on(device: torch.device) -> bool:
     return setting == "1" or device.type == "cuda"
 
 
+def _fresh_copy(fn: Callable) -> Callable:
+    """``fn`` with a code object of its own: ``torch.compile`` keeps its compiled variants, and its
+    limit on how many (``torch._dynamo.config.recompile_limit``), per code object."""
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = fn.__kwdefaults__, fn.__qualname__, fn.__doc__
+    return copy
+
+
 class Compiled:
     """``torch.compile(fn)``, falling back for good to ``fn`` as written, with one ``RuntimeWarning``,
     if compiling or running the compiled code raises (an inductor or Triton problem on this machine:
@@ -35,7 +44,7 @@ class Compiled:
 
     def __init__(self, fn: Callable, what: str) -> None:
         self.fn, self.what = fn, what
-        self.compiled, self.failed = torch.compile(fn), False
+        self.compiled, self.failed = torch.compile(_fresh_copy(fn)), False
 
     def __call__(self, *args):
         if not self.failed:
@@ -46,3 +55,17 @@ class Compiled:
                               f"uncompiled from now on (set {ENV}=0 to skip the attempt)", RuntimeWarning, stacklevel=2)
                 self.failed = True
         return self.fn(*args)
+
+
+_KEYED: dict[tuple, Compiled] = {}
+
+
+def compiled(fn: Callable, key: Hashable, what: str) -> Compiled:
+    """The :class:`Compiled` ``fn`` for one ``key`` (a configuration of the caller: the flags that
+    change which arguments are None, a dtype, a device): each key compiles its own copy of ``fn``,
+    so that a few configurations in one process never exhaust torch's recompile limit (past it,
+    torch would run the code uncompiled without saying so in the results)."""
+    full = (fn, key)
+    if full not in _KEYED:
+        _KEYED[full] = Compiled(fn, what)
+    return _KEYED[full]

@@ -214,7 +214,8 @@ def test_compiled_coefficients_on_the_device_path_equal_the_reference_loop(name,
     cell = make_cell(name, 3, 4)
     x = torch.randn(3, 41, 3, dtype=torch.float64)
     assert_matches_reference(cell, x, random_state(cell, 3), [41, 17, 1], "scan")
-    compiled = scan.device_coefficients(x.device)
+    compiled = scan.device_coefficients(x.device, cell)
     assert isinstance(compiled, _compiled.Compiled) and not compiled.failed
+    assert compiled is not scan.device_coefficients(x.device, make_cell("min_gru" if name == "min_lstm" else "min_lstm", 3, 4))
     monkeypatch.setenv(_compiled.ENV, "0")
-    assert scan.device_coefficients(x.device) is scan._coefficients
+    assert scan.device_coefficients(x.device, cell) is scan._coefficients

@@ -174,9 +174,22 @@ def test_compiled_pointwise_step_equals_reference_loop_without_a_compile_per_ste
     cell = make_cell(name, I, H, dtype=torch.float64)
     x = torch.randn(B, 23, I, dtype=torch.float64)
     assert_matches_reference(cell, x, random_state(cell, B, dtype=torch.float64), [23, 9, 17, 1], "explicit")
-    forward, backward = lstm_explicit.step_kernels(x.device)
-    assert isinstance(forward, _compiled.Compiled) and not forward.failed and not backward.failed
+    used = [c for (fn, _), c in _compiled._KEYED.items() if fn in (lstm_explicit.pointwise_forward, lstm_explicit.pointwise_backward)]
+    assert len(used) >= 2 and not any(c.failed for c in used)
     assert 2 <= counters["stats"]["unique_graphs"] <= 4, dict(counters["stats"])  # forward and backward, 23 steps
+
+
+def test_each_configuration_compiles_its_own_copy_of_the_code():
+    """torch.compile keeps its variants and its recompile limit per code object: each key gets its own."""
+    from carousel._compiled import compiled
+
+    def f(x):
+        return x + 1
+
+    one, again, other = compiled(f, ("k", 1), "f"), compiled(f, ("k", 1), "f"), compiled(f, ("k", 2), "f")
+    assert one is again and one is not other
+    assert one.compiled._torchdynamo_orig_callable.__code__ is not other.compiled._torchdynamo_orig_callable.__code__
+    assert one.compiled._torchdynamo_orig_callable.__code__ is not f.__code__
 
 
 def test_code_that_fails_to_compile_warns_once_and_runs_as_written(monkeypatch):

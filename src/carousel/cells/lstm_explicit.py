@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .._compiled import Compiled, compiling_on
+from .._compiled import compiled, compiling_on
 
 _LN_BACKWARD = torch.ops.aten.native_layer_norm_backward
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
@@ -175,19 +175,16 @@ def pointwise_backward(dm: Tensor, dc: Tensor, a: Tensor, c_new: Tensor, c_prev:
     return da_out, dc_prev, ln_grads
 
 
-_COMPILED: list[Compiled] = []
-
-
-def step_kernels(device: torch.device) -> tuple[Callable, Callable]:
+def step_kernels(device: torch.device, key: tuple = ()) -> tuple[Callable, Callable]:
     """``(pointwise_forward, pointwise_backward)`` as they run on ``device``: compiled by
-    ``torch.compile`` on CUDA (a dozen small kernels per step become a few fused ones), as written
-    elsewhere; ``CAROUSEL_COMPILE`` changes this (``carousel._compiled``)."""
+    ``torch.compile`` on CUDA (a dozen small kernels per step become a few fused ones), one compiled
+    copy per ``key`` (the step's flags and dtype), as written elsewhere; ``CAROUSEL_COMPILE``
+    changes this (``carousel._compiled``)."""
     if not compiling_on(device):
         return pointwise_forward, pointwise_backward
-    if not _COMPILED:
-        _COMPILED.extend((Compiled(pointwise_forward, "the LSTM step's pointwise part"),
-                          Compiled(pointwise_backward, "the LSTM step's pointwise derivative")))
-    return _COMPILED[0], _COMPILED[1]
+    key = (device.type, *key)
+    return (compiled(pointwise_forward, key, "the LSTM step's pointwise part"),
+            compiled(pointwise_backward, key, "the LSTM step's pointwise derivative"))
 
 
 class LSTMExplicitStep:
@@ -236,7 +233,7 @@ class LSTMExplicitStep:
             eps_hh, eps_c = self.cell.ln_hh.eps, self.cell.ln_c.eps
         self.params = (w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c)
         self.flags = (self.forget_gate, self.peephole, self.layer_norm, self.H, eps_hh, eps_c)
-        self.pointwise_forward, self.pointwise_backward = step_kernels(px.device)
+        self.pointwise_forward, self.pointwise_backward = step_kernels(px.device, (self.flags, px.dtype))
         self.keep, self.c0 = keep, state[1]
         slots = T if keep else 2  # without a backward pass two alternating slots suffice
         self.A = _take((slots, B, G), px)  # gate activations i, f, g, o

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parametrize
 
-from .._compiled import Compiled, compiling_on
+from .._compiled import compiled, compiling_on
 from ..cells.base import Cell
 from ..cells.lstm_explicit import _give, _take
 from . import native
@@ -354,18 +354,14 @@ def _coefficients(cell: Cell, px: Tensor) -> tuple[Tensor, Tensor]:
     return cell.coefficients(px)
 
 
-_COMPILED_COEFFICIENTS: list[Compiled] = []
-
-
-def device_coefficients(device: torch.device) -> Callable[[Cell, Tensor], tuple[Tensor, Tensor]]:
+def device_coefficients(device: torch.device, cell: Cell | None = None) -> Callable[[Cell, Tensor], tuple[Tensor, Tensor]]:
     """``(cell, px) -> cell.coefficients(px)`` for the device scan: compiled by ``torch.compile`` on
-    CUDA (minLSTM's gates in log space are a dozen elementwise operations over (B, T, 3H), forward
-    and backward; compiled, a few fused kernels), as written elsewhere (``carousel._compiled``)."""
+    CUDA, one compiled copy per cell class (minLSTM's gates in log space are a dozen elementwise
+    operations over (B, T, 3H), forward and backward; compiled, a few fused kernels), as written
+    elsewhere (``carousel._compiled``)."""
     if not compiling_on(device):
         return _coefficients
-    if not _COMPILED_COEFFICIENTS:
-        _COMPILED_COEFFICIENTS.append(Compiled(_coefficients, "a scan cell's coefficients"))
-    return _COMPILED_COEFFICIENTS[0]
+    return compiled(_coefficients, (device.type, type(cell)), "a scan cell's coefficients")
 
 
 def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *, steps: int | None = None) -> tuple[Tensor, Any]:
@@ -379,7 +375,7 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
     if device_scan_available(x) is None:  # a GPU: the whole sequence as one associative scan, no blocks
         with parametrize.cached():
             px = cell.project(x[:, :T])
-        a, b = device_coefficients(x.device)(cell, px)  # (B, T, H) each
+        a, b = device_coefficients(x.device, cell)(cell, px)  # (B, T, H) each
         if lengths is not None:
             alive = alive_all[:, :T]
             a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
