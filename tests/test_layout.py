@@ -23,7 +23,8 @@ LINT = Path(sys.executable).with_name("lint-imports")
 LAZY = {"matplotlib", "matplotlib.figure", "matplotlib.pyplot", "torch.utils.tensorboard", "sklearn.feature_extraction",
         "sklearn.feature_extraction.text", "sklearn.linear_model", "sklearn.metrics", "sklearn.pipeline",
         "sklearn.neighbors", "Bio", "Bio.SeqIO", "sacrebleu", "rapidfuzz.distance",
-        "torch.utils", "ninja"}  # torch.utils.cpp_extension (imports setuptools) and ninja: only to build carousel's kernels
+        "torch.utils", "ninja",  # torch.utils.cpp_extension (imports setuptools) and ninja: only to build carousel's kernels
+        ".triton_scan"}  # imports triton, which only GPU machines have: the device scan's kernels
 
 
 def lint(pythonpath: Path | None = None) -> subprocess.CompletedProcess:

@@ -172,13 +172,13 @@ def _flat(x: Tensor, rows: int) -> Tensor:
 
 
 def _triton_kernels() -> tuple[Callable, Callable]:
-    from . import triton_scan  # imports triton: only where the device scan runs on it
+    from .triton_scan import backward as scan_backward, forward as scan_forward  # imports triton: only where it runs
 
     def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> Tensor:
-        return triton_scan.forward(_flat(a, 2), _flat(b, 2), _flat(h0, 1), reverse).view(a.shape)
+        return scan_forward(_flat(a, 2), _flat(b, 2), _flat(h0, 1), reverse).view(a.shape)
 
     def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
-        grads = triton_scan.backward(_flat(a, 2), _flat(h, 2), _flat(h0, 1), _flat(grad_h, 2), reverse)
+        grads = scan_backward(_flat(a, 2), _flat(h, 2), _flat(h0, 1), _flat(grad_h, 2), reverse)
         return grads[0].view(a.shape), grads[1].view(a.shape), grads[2].view(h0.shape)
 
     return forward, backward

@@ -293,7 +293,7 @@ def _key(cell, px, state, tensors, h_mask, alive, grad_pattern) -> tuple:
         return tuple(t.shape)
 
     # training mode is part of the step's kind (zoneout draws its masks inside the graph in training only)
-    return (id(cell), type(cell), bool(getattr(cell, "training", False)), sig(px), tuple(map(sig, state)),
+    return (id(cell), type(cell), bool(cell.training), sig(px), tuple(map(sig, state)),
             tuple(map(sig, tensors)), px.dtype, px.device, h_mask is not None, alive is not None, grad_pattern)
 
 
