@@ -2,7 +2,7 @@
 
 The CPU suite (tests/runners/test_graphs.py) tests the same plumbing through a test double; here the
 recorder is the real one (torch.cuda.CUDAGraph): the four LSTM configurations of issue 18 (plain,
-layer norm, peepholes, recurrent dropout) at the two benchmark sizes, float32, forward and every
+layer norm, peepholes, recurrent dropout, zoneout) at the two benchmark sizes, float64, forward and every
 gradient, a replay after an optimiser step, lengths, and one timing that says the graph pays.
 These run only where torch sees a GPU; elsewhere they skip, saying so.
 """
@@ -25,6 +25,10 @@ from cell_zoo import make_cell, random_state  # noqa: E402
 CUDA = torch.device("cuda")
 SIZES = [(256, 32, 128, 256), (1000, 16, 32, 64)]  # (T, B, I, H), the sizes of the speed targets
 CONFIGS = ["lstm", "lstm_layer_norm", "lstm_peephole", "recurrent_dropout"]
+# float64: these LSTMs are chaotic at these sizes (float32 runs of the same model differ by up to 1.5 at
+# step 1000 from reordered sums alone), so two float32 paths agree only when bitwise equal; the graphed
+# and the uncaptured run may compile different variants of the step (their inputs differ in requires_grad)
+DTYPE = torch.float64
 
 
 class CountingRecorder(CUDAGraphRecorder):
@@ -48,8 +52,8 @@ def fresh_cache():
 
 def _cell(name, I, H):
     if name == "recurrent_dropout":
-        return RecurrentDropout(make_cell("lstm", I, H, dtype=torch.float32), p=0.25).train().to(CUDA)
-    return make_cell(name, I, H, dtype=torch.float32).to(CUDA)
+        return RecurrentDropout(make_cell("lstm", I, H, dtype=DTYPE), p=0.25).train().to(CUDA)
+    return make_cell(name, I, H, dtype=DTYPE).to(CUDA)
 
 
 def _run(cell, x, s0, lengths, graphed, recorder=None, seed=3):
@@ -63,9 +67,9 @@ def _run(cell, x, s0, lengths, graphed, recorder=None, seed=3):
     with block:
         out, final = run(cell, x, s0, lengths, backend="explicit")
     g = torch.Generator(device=CUDA).manual_seed(seed)
-    loss = (out * torch.randn(out.shape, generator=g, device=CUDA)).sum()
+    loss = (out * torch.randn(out.shape, generator=g, device=CUDA, dtype=out.dtype)).sum()
     for f in final:
-        loss = loss + (f * torch.randn(f.shape, generator=g, device=CUDA)).sum()
+        loss = loss + (f * torch.randn(f.shape, generator=g, device=CUDA, dtype=f.dtype)).sum()
     loss.backward()
     return [out.detach(), *(f.detach() for f in final)], [x.grad, *(s.grad for s in s0), *(p.grad for p in cell.parameters())]
 
@@ -75,8 +79,8 @@ def _assert_close(got, want):
         assert len(a_list) == len(b_list)
         for a, b in zip(a_list, b_list):
             assert a is not None and b is not None and a.device.type == b.device.type == CUDA.type
-            # float32 over up to 1000 steps: relative to the largest entry of the uncaptured result
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * max(1.0, b.abs().max().item()))
+            # relative to the largest entry of the uncaptured result
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * max(1.0, b.abs().max().item()))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["T256_H256", "T1000_H64"])
@@ -84,8 +88,8 @@ def _assert_close(got, want):
 def test_graphed_run_equals_the_uncaptured_run_and_sees_weight_updates(name, size):
     T, B, I, H = size
     cell = _cell(name, I, H)
-    x = torch.randn(B, T, I, device=CUDA)
-    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=torch.float32)))
+    x = torch.randn(B, T, I, device=CUDA, dtype=DTYPE)
+    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=DTYPE)))
     recorder = CountingRecorder()
     _assert_close(_run(cell, x, s0, None, True, recorder), _run(cell, x, s0, None, False))
     assert recorder.captures == 2  # the forward and the backward loop
@@ -103,8 +107,8 @@ def test_graphed_run_equals_the_uncaptured_run_and_sees_weight_updates(name, siz
 def test_graphed_run_with_lengths_equals_the_uncaptured_run(name):
     T, B, I, H = 200, 16, 32, 64
     cell = _cell(name, I, H)
-    x = torch.randn(B, T, I, device=CUDA)
-    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=torch.float32)))
+    x = torch.randn(B, T, I, device=CUDA, dtype=DTYPE)
+    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=DTYPE)))
     recorder = CountingRecorder()
     for lengths in (torch.randint(1, T + 1, (B,)), torch.randint(1, T // 2, (B,))):
         _assert_close(_run(cell, x, s0, lengths, True, recorder), _run(cell, x, s0, lengths, False))
@@ -115,7 +119,7 @@ def test_graphs_are_the_default_on_cuda_and_pay():
     """Without any switch a CUDA run is graphed; a training step at (T, B, I, H) = (1000, 16, 32, 64),
     launch-bound when uncaptured, is faster graphed. Prints both times and cuDNN's for reference."""
     T, B, I, H = 1000, 16, 32, 64
-    cell = _cell("lstm_layer_norm", I, H)
+    cell = make_cell("lstm_layer_norm", I, H, dtype=torch.float32).to(CUDA)  # float32, as cuDNN's is timed
     x = torch.randn(B, T, I, device=CUDA)
 
     def step():
@@ -151,9 +155,9 @@ def test_graphed_zoneout_equals_the_uncaptured_run_and_draws_fresh_masks_inside_
     from carousel.regularize import Zoneout
 
     T, B, I, H = size
-    cell = Zoneout(make_cell("lstm", I, H, dtype=torch.float32), p_h=0.1, p_c=0.2).train().to(CUDA)
-    x = torch.randn(B, T, I, device=CUDA)
-    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=torch.float32)))
+    cell = Zoneout(make_cell("lstm", I, H, dtype=DTYPE), p_h=0.1, p_c=0.2).train().to(CUDA)
+    x = torch.randn(B, T, I, device=CUDA, dtype=DTYPE)
+    s0 = cell.state_type(*(s.to(CUDA) for s in random_state(cell, B, dtype=DTYPE)))
     recorder = CountingRecorder()
     fresh = [out[0] for out, _ in (_run(cell, x, s0, None, True, recorder) for _ in range(2))]
     assert recorder.captures == 2 and not torch.equal(fresh[0], fresh[1])
