@@ -23,7 +23,7 @@ rm -rf runs/gpu-*
 if [ -z "${CHARLM_ONLY:-}" ]; then  # CHARLM_ONLY=1: only the language models
 timeout "${BENCH_S:-300}" python3 -m benchmarks --device cuda --groups fused,loop,scan --repeats "${REPEATS:-11}" \
   --json "$OUT/bench_cuda.json" 2>"$OUT/bench_cuda.err" | tee "$OUT/bench_cuda.md"
-# the scan as one associative scan (carousel.runners.device_scan) against the chunked scan and cuDNN's GRU
+# the device scan (carousel.runners.device_scan, Triton) against the chunked scan and cuDNN's GRU
 timeout "${SCAN_S:-120}" python3 -m benchmarks.device_scan --repeats "${REPEATS:-11}" 2>&1 | tee "$OUT/device_scan.md"
 timeout "${TESTS_S:-240}" python3 -m pytest -q -p no:cacheprovider tests/gpu >"$OUT/gpu_tests.log" 2>&1; tail -15 "$OUT/gpu_tests.log"
 fi

@@ -11,8 +11,8 @@ nets over sequence length"):
     (a_1, b_1) \circ (a_2, b_2) = (a_1 a_2,\; a_2 b_1 + b_2),
 
 where ``(a_1, b_1)`` is the earlier step. The inclusive scan of the pairs ``(a_t, b_t)`` gives
-``(a_0 \cdots a_t,\; h_t)`` when ``h_{-1} = 0``; the initial state is folded into the first step,
-``b_0 \leftarrow a_0 h_{-1} + b_0``. No logarithm, no division: exact up to rounding, whatever
+``(a_0 \cdots a_t,\; h_t)`` when ``h_{-1} = 0``; the initial state enters as the carry before the
+first step (the Triton kernels) or folded into it, ``b_0 \leftarrow a_0 h_{-1} + b_0`` (the CPU path). No logarithm, no division: exact up to rounding, whatever
 the sign or size of ``a``.
 
 On CUDA the scan and its backward are carousel's own Triton kernels
@@ -28,13 +28,14 @@ every element is read and written once and any length runs without recompiling.
 
 itself one reverse scan (one more kernel).
 
-Why these kernels (H200, (B, T, H) = (16, 4096, 128), float32, forward and backward, medians of 11;
-``python -m benchmarks.device_scan``): ``torch._higher_order_ops.associative_scan`` lowered by
-``torch.compile`` took 1.04 ms, and it failed to compile once the length changed (torch 2.11:
-"Unable to generate code for associative_scan op, because there are lifted arguments", the
-symbolic length entering the combine); the Triton scan of the ``accelerated-scan`` package took
-0.51 ms but wants (B, H, T), so each call pays transposes, and has no initial state; cuDNN's GRU
-took 10.8 ms.
+Why these kernels (H200, (B, T, H) = (16, 4096, 128), float32, the scan alone forward and backward,
+medians; ``python -m benchmarks.device_scan``, README "Speed"): ``torch._higher_order_ops.associative_scan``
+lowered by ``torch.compile`` took 1.04 ms and failed to compile once the length changed (torch 2.11:
+"Unable to generate code for associative_scan op, because there are lifted arguments", the symbolic
+length entering the combine); these kernels 0.71 ms; the Triton scan of the ``accelerated-scan``
+package 0.49 ms including the transposes its (B, H, T) layout needs, but it has no initial state and
+no reverse direction; cuDNN's GRU 11.0 ms. The scan is a minority of a minGRU layer's step there
+(0.7 of 1.7 ms).
 
 On a CPU the scan runs eagerly as ``torch._higher_order_ops.associative_scan`` with
 ``combine_mode="generic"`` (about log2(T) rounds of slices and products); it is slower there than
