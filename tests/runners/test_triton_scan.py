@@ -31,14 +31,7 @@ SCRIPT = r'''
 import json, sys
 import torch
 from carousel.runners.device_scan import associative_linear_scan
-
-def loop(a, b, h0, reverse):
-    steps = range(a.shape[1] - 1, -1, -1) if reverse else range(a.shape[1])
-    h, out = h0, {}
-    for t in steps:
-        h = a[:, t] * h + b[:, t]
-        out[t] = h
-    return torch.stack([out[t] for t in range(a.shape[1])], dim=1)
+from test_device_scan import loop_scan as loop  # tests/runners, on the path
 
 def case(shape, reverse, dtype, kind, seed, second):
     g = torch.Generator().manual_seed(seed)
@@ -92,10 +85,11 @@ CASES = (
 
 
 def _interpreted(*args: str) -> subprocess.CompletedProcess:
-    """``python -c *args`` with carousel from src/, Triton from SITE and its interpreter on."""
+    """``python -c *args`` with carousel from src/, this folder's tests, Triton from SITE and its interpreter on."""
     env = dict(os.environ, TRITON_INTERPRET="1", CAROUSEL_DEVICE_SCAN="triton", OMP_NUM_THREADS="1")
-    src = Path(__file__).resolve().parents[2] / "src"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), str(SITE), env.get("PYTHONPATH", "")]))
+    here = Path(__file__).resolve().parent
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here.parents[1] / "src"), str(here), str(SITE),
+                                                      env.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, "-c", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
