@@ -141,7 +141,8 @@ class TorchCompatible(TorchNames):
             raise TypeError(f"expected a tensor or a PackedSequence as input, got {type(input).__name__}")
         unbatched = not packed and input.dim() == 2
         cells = self.cells()
-        check_input(input.data if packed else input, self.input_size, next(self.parameters()), packed=packed,
+        # the first cell's own first parameter: named_parameters here sorts every parameter into torch's order
+        check_input(input.data if packed else input, self.input_size, next(cells[0].parameters()), packed=packed,
                     batch_first=self.batch_first, unbatched=unbatched)
         if unbatched:
             input = input.unsqueeze(0 if self.batch_first else 1)
