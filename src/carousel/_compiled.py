@@ -40,15 +40,31 @@ def _fresh_copy(fn: Callable) -> Callable:
 class Compiled:
     """``torch.compile(fn)``, falling back for good to ``fn`` as written, with one ``RuntimeWarning``,
     if compiling or running the compiled code raises (an inductor or Triton problem on this machine:
-    the results stay correct, only slower)."""
+    the results stay correct, only slower). The first call that records a gradient also compiles and
+    runs the backward once on copies, so that a backward that fails to compile falls back too."""
 
     def __init__(self, fn: Callable, what: str) -> None:
         self.fn, self.what = fn, what
-        self.compiled, self.failed = torch.compile(_fresh_copy(fn)), False
+        self.compiled, self.failed, self.probed = torch.compile(_fresh_copy(fn)), False, False
+
+    def _probe_backward(self, args: tuple) -> None:
+        """Compile and run the backward once, on detached copies: torch compiles a backward graph only
+        when ``backward()`` reaches it, outside this call, where a failure could not fall back."""
+        copies = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
+        leaves = [c for c in copies if isinstance(c, torch.Tensor) and c.requires_grad]
+        outputs = self.compiled(*copies)
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        total = sum(o.sum() for o in outputs if isinstance(o, torch.Tensor) and o.requires_grad)
+        if leaves and isinstance(total, torch.Tensor):
+            torch.autograd.grad(total, leaves, allow_unused=True)
 
     def __call__(self, *args):
         if not self.failed:
             try:
+                if not self.probed and torch.is_grad_enabled() and any(
+                        isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                    self._probe_backward(args)
+                    self.probed = True
                 return self.compiled(*args)
             except Exception as e:
                 warnings.warn(f"carousel: compiling {self.what} failed ({type(e).__name__}: {e}); running it "

@@ -219,3 +219,16 @@ def test_compiled_coefficients_on_the_device_path_equal_the_reference_loop(name,
     assert compiled is not scan.device_coefficients(x.device, make_cell("min_gru" if name == "min_lstm" else "min_lstm", 3, 4))
     monkeypatch.setenv(_compiled.ENV, "0")
     assert scan.device_coefficients(x.device, cell) is scan._coefficients
+
+
+def test_the_triton_switch_on_a_cpu_asks_for_the_interpreter(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: object() if name == "triton" else find_spec(name, *rest))
+    monkeypatch.setenv(FORCE_ENV, "triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    reason = device_scan_available(torch.zeros(1))
+    assert reason is not None and "TRITON_INTERPRET=1" in reason and "cpu" in reason
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert device_scan_available(torch.zeros(1)) is None

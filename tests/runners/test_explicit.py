@@ -252,3 +252,54 @@ def test_zoneout_keep_masks_follow_the_rates_and_are_fresh_every_run():
     assert abs(first["h"].float().mean() - 0.2) < 0.02 and abs(first["c"].float().mean() - 0.6) < 0.02
     assert not torch.equal(first["h"], second["h"])
     assert "c" not in C.Zoneout(C.LSTMCell(3, 4), p_h=0.2, p_c=0.0).keep_masks(5, cell.initial_state(2), torch.zeros(1))
+
+
+def test_recurrent_dropout_around_zoneout_runs_the_reference_loop():
+    """Inside Zoneout the reference mixes the masked h_{t-1} into the state; the explicit step only masks
+    what the recurrence reads, so RecurrentDropout(Zoneout(LSTM)) offers no explicit step (the other
+    nesting, Zoneout(RecurrentDropout(LSTM)), does, and agrees)."""
+    outer_rd = RecurrentDropout(C.Zoneout(C.LSTMCell(3, 4), p_h=0.2), p=0.3).train()
+    assert outer_rd.explicit_step() is None
+    assert resolve_backend(outer_rd, torch.zeros(2, 5, 3), "auto").name == "reference"
+    assert C.Zoneout(RecurrentDropout(C.LSTMCell(3, 4), p=0.3), p_h=0.2).explicit_step() is not None
+
+
+def test_zoneout_around_recurrent_dropout_equals_the_reference_loop(kernels):
+    if kernels == "native":
+        pytest.skip("zoneout's step runs in Python")
+    torch.manual_seed(3)
+    cell = C.Zoneout(RecurrentDropout(C.LSTMCell(I, H, dtype=torch.float64), p=0.4), p_h=1.0, p_c=0.0).train()
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    results = []
+    for backend in ("explicit", "reference"):  # p_h = 1, p_c = 0: no zoneout draws; the same dropout mask
+        torch.manual_seed(5)
+        out, final = run(cell, x, None, None, backend=backend)
+        results.append([out, final.c, *torch.autograd.grad(out.sum() + final.c.sum(), [x, *cell.parameters()])])
+    for mine, theirs in zip(*results):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_a_backward_that_fails_to_compile_falls_back_on_the_first_call():
+    """torch compiles a backward graph when backward() reaches it; Compiled runs that once on copies at
+    the first call that records a gradient, so that a failure there falls back too."""
+    from carousel._compiled import Compiled
+
+    class Breaks(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            return v * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            raise RuntimeError("this backward cannot compile")
+
+    compiled = Compiled(lambda v: v * 2, "the test's function")
+    compiled.compiled = Breaks.apply
+    v = torch.ones(3, requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="this backward cannot compile"):
+        out = compiled(v)
+    assert compiled.failed
+    (grad,) = torch.autograd.grad(out.sum(), v)  # the code as written: its backward works
+    assert torch.equal(grad, torch.full((3,), 2.0))
+    with torch.no_grad():
+        assert torch.equal(Compiled(lambda v: v + 1, "f")(v), v + 1)  # no gradient recorded: no probe

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from .._checks import check_rate
 from ..cells.base import Cell
+from ..cells.lstm_explicit import LSTMExplicitStep
 from .masks import MaskHolder
 from .wrapper import CellWrapper
 
@@ -54,7 +55,11 @@ class RecurrentDropout(CellWrapper, MaskHolder):
         return self._unit_mask((batch_size, self.state_sizes[0]), like, self.p)
 
     def explicit_step(self) -> Any:
-        return self.cell.explicit_step()  # the inner cell's step, reading h_{t-1} * recurrent_mask
+        """The inner LSTM's step, reading ``h_{t-1} * recurrent_mask``; None around another wrapper's step
+        (inside ``Zoneout`` the reference mixes the masked ``h_{t-1}`` into the state, which a step that
+        only masks what the recurrence reads does not)."""
+        step = self.cell.explicit_step()
+        return step if type(step) is LSTMExplicitStep else None
 
     def project(self, x: Tensor) -> Tensor:
         self.new_sequence()

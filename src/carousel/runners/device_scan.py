@@ -18,7 +18,8 @@ the sign or size of ``a``.
 On CUDA the scan and its backward are carousel's own Triton kernels
 (:mod:`carousel.runners.triton_scan`): one program per sequence and block of units walks time in
 chunks, scanning each chunk with ``tl.associative_scan`` and carrying the last state to the next;
-every element is read and written once and any length runs without recompiling.
+every element is read and written once, and lengths need no recompiling (Triton compiles a
+variant or two, for a length of 1 or one divisible by 16, not one per length).
 :class:`ParallelLinearScan` gives the derivative by hand, the same recurrence backwards in time,
 
 .. math::
@@ -99,6 +100,9 @@ def device_scan_available(x: Tensor, *, force: bool = False) -> str | None:
     if x.device.type in COMPILED_DEVICES or _triton_mode():
         if importlib.util.find_spec("triton") is None:
             return "the device scan runs Triton kernels, and triton is not installed"
+        if x.device.type not in COMPILED_DEVICES and os.environ.get("TRITON_INTERPRET", "") != "1":
+            return (f"{FORCE_ENV}=triton runs the Triton kernels on {x.device.type} only under Triton's interpreter; "
+                    "set TRITON_INTERPRET=1 (before triton is imported)")
         if x.device.type == "cuda" and torch.cuda.get_device_capability(x.device) < (7, 0):
             major, minor = torch.cuda.get_device_capability(x.device)
             return f"Triton needs a CUDA device of compute capability 7.0 or more; {x.device} has {major}.{minor}"

@@ -7,9 +7,9 @@ time, then ``step.backward`` and ``finish``): the cell's math stays written once
 
 How a graphed run goes (``run_graphed``):
 
-* one cache entry per configuration: the cell (its identity, which fixes its step's kind), the
-  shapes of ``px`` (B, T, G), of the state and of the cell's tensors, dtype, device, whether a
-  recurrent mask and lengths are present, and which inputs need a gradient;
+* one cache entry per configuration: the cell (its identity, which fixes its step's kind, and its
+  training mode), the shapes of ``px`` (B, T, G), of the state and of the cell's tensors, dtype,
+  device, whether a recurrent mask and lengths are present, and which inputs need a gradient;
 * an entry owns static buffers: ``px``, the state, the cell's tensors, the recurrent mask ``h_mask``
   (B, F), the alive mask (T, B) for lengths, the outputs ``hs`` (T+1, B, F) and the final state; for
   the backward also the incoming gradients and the outgoing ones;
@@ -19,7 +19,9 @@ How a graphed run goes (``run_graphed``):
   (``recorder.capture``); both graphs share one step object, whose buffers carry the forward's
   activations to the backward;
 * every call copies the inputs in (so weight updates and a newly drawn recurrent-dropout mask are
-  seen: the mask is an input, never drawn inside the graph), replays, and copies the outputs out;
+  seen: that mask is an input, drawn outside the graph), replays, and copies the outputs out;
+  zoneout's keep masks are drawn inside the graph (in ``begin``), and CUDA graphs draw random
+  numbers afresh at every replay;
   the backward likewise copies the gradients in, replays, and clones the gradients out (a static
   buffer handed to autograd could reach the user, through ``torch.autograd.grad`` or a hook, and be overwritten
   by the next replay).

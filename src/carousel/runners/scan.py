@@ -364,6 +364,21 @@ def device_coefficients(device: torch.device, cell: Cell | None = None) -> Calla
     return compiled(_coefficients, (device.type, type(cell)), "a scan cell's coefficients")
 
 
+@torch.compiler.disable  # its own compiled code and Triton kernels: torch.compile runs it as it is, outside the graph
+def _run_device_scan(cell: Cell, x: Tensor, h: Tensor, alive_all: Tensor | None, T: int) -> tuple[Tensor, Any]:
+    """``run_scan`` on a device with the device scan: projection, coefficients (compiled on CUDA), then
+    the whole sequence as one scan; ``alive_all`` (B, T_x, 1) marks the steps inside each length."""
+    with parametrize.cached():
+        px = cell.project(x[:, :T])
+    a, b = device_coefficients(x.device, cell)(cell, px)  # (B, T, H) each
+    if alive_all is not None:
+        alive = alive_all[:, :T]
+        a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
+        b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+    out = associative_linear_scan(a, b, h)
+    return _masked_and_padded(out, out[:, -1], None if alive_all is None else alive_all[:, :T], x.shape[1], cell)
+
+
 def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *, steps: int | None = None) -> tuple[Tensor, Any]:
     """Run a linear-recurrence cell block by block; same contract as the loop runner."""
     B, T, _ = x.shape
@@ -372,16 +387,8 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
     if lengths is not None:
         alive_all = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device).unsqueeze(-1)  # (B, T, 1)
         T = int(lengths.max())  # nothing happens after the longest sequence ends
-    if device_scan_available(x) is None:  # a GPU: the whole sequence as one associative scan, no blocks
-        with parametrize.cached():
-            px = cell.project(x[:, :T])
-        a, b = device_coefficients(x.device, cell)(cell, px)  # (B, T, H) each
-        if lengths is not None:
-            alive = alive_all[:, :T]
-            a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
-            b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
-        out = associative_linear_scan(a, b, h)
-        return _masked_and_padded(out, out[:, -1], alive_all[:, :T] if lengths is not None else None, x.shape[1], cell)
+    if device_scan_available(x) is None:  # a GPU: the whole sequence as one parallel scan, no blocks
+        return _run_device_scan(cell, x, h, None if lengths is None else alive_all, T)
     coefficients = cell.explicit_coefficients()
     lstm = None if coefficients is None else _native_kind(coefficients, x)
     if lstm is not None:

@@ -13,8 +13,8 @@ affine maps (Blelloch 1990, "Prefix sums and their applications", section 1.4),
     (a_1, b_1) \circ (a_2, b_2) = (a_1 a_2,\; a_2 b_1 + b_2),
 
 then applies the carry from the chunks before (``h = B_cum + A_cum \cdot carry``) and keeps the
-tile's last row as the next carry. Each element is read and written once; any T works, with no
-recompilation per length (T is a run-time argument); the time direction is an index map, so the
+tile's last row as the next carry. Each element is read and written once; any T works (a run-time
+argument: Triton compiles a variant for T = 1 and for T divisible by 16, not one per length); the time direction is an index map, so the
 reverse scan is the same kernel. Arithmetic is in float32 (float64 for float64 tensors).
 
 The backward is one more scan, backwards in scan order (see :mod:`carousel.runners.device_scan`):
@@ -23,6 +23,8 @@ The backward is one more scan, backwards in scan order (see :mod:`carousel.runne
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import triton
@@ -116,21 +118,23 @@ def _launch(kernel, a: Tensor, args: tuple, config: Config) -> None:
     B, _, NH = a.shape
     block_t, block_h, warps = config
     block_h = min(block_h, triton.next_power_of_2(NH))
-    kernel[(B, triton.cdiv(NH, block_h))](*args, BLOCK_T=block_t, BLOCK_H=block_h, F64=a.dtype == torch.float64,
-                                          num_warps=warps)
+    with torch.cuda.device(a.device) if a.is_cuda else contextlib.nullcontext():  # Triton launches on the current device
+        kernel[(B, triton.cdiv(NH, block_h))](*args, BLOCK_T=block_t, BLOCK_H=block_h, F64=a.dtype == torch.float64,
+                                              num_warps=warps)
 
 
 def _fastest(kernel, a: Tensor, args: tuple) -> Config:
     """The fastest of ``CONFIGS`` on these arguments (each launched once to compile, then timed three
     times with CUDA events); the kernels only write their outputs, so running them again is harmless."""
     times = {}
-    for config in CONFIGS:
+    for config in CONFIGS:  # (the events record on the current stream of the tensors' device)
         _launch(kernel, a, args, config)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(3):
-            _launch(kernel, a, args, config)
-        end.record()
+        with torch.cuda.device(a.device):
+            start.record()
+            for _ in range(3):
+                _launch(kernel, a, args, config)
+            end.record()
         end.synchronize()
         times[config] = start.elapsed_time(end)
     return min(times, key=times.get)
