@@ -115,9 +115,10 @@ def test_graphed_run_with_lengths_equals_the_uncaptured_run(name):
     assert recorder.captures == 2  # one graph for any lengths
 
 
-def test_graphs_are_the_default_on_cuda_and_pay():
-    """Without any switch a CUDA run is graphed; a training step at (T, B, I, H) = (1000, 16, 32, 64),
-    launch-bound when uncaptured, is faster graphed. Prints both times and cuDNN's for reference."""
+def test_graphs_are_the_default_on_cuda():
+    """Without any switch a CUDA run is graphed (one captured configuration). Prints the graphed and the
+    uncaptured training step at (T, B, I, H) = (1000, 16, 32, 64) and cuDNN's, for reference only: speed
+    is judged by the benchmark (``python -m benchmarks --device cuda``), not by a test."""
     T, B, I, H = 1000, 16, 32, 64
     cell = make_cell("lstm_layer_norm", I, H, dtype=torch.float32).to(CUDA)  # float32, as cuDNN's is timed
     x = torch.randn(B, T, I, device=CUDA)
@@ -145,7 +146,6 @@ def test_graphs_are_the_default_on_cuda_and_pay():
     torch_ms = timed(lambda: cudnn(x)[0].sum().backward())
     print(f"\nlayer-norm LSTM training step, (T, B, I, H) = {(T, B, I, H)}: graphed {graphed:.2f} ms, "
           f"uncaptured {plain:.2f} ms, cuDNN plain LSTM {torch_ms:.2f} ms, graphed / cuDNN {graphed / torch_ms:.1f}")
-    assert graphed < plain
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["T256_H256", "T1000_H64"])
