@@ -76,6 +76,17 @@ def _forced(force: bool) -> bool:
     return force or os.environ.get(FORCE_ENV, "").strip().lower() in ("force", "triton")
 
 
+@functools.lru_cache(maxsize=None)
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
+
+
+@functools.lru_cache(maxsize=None)
 def _has_combine_mode() -> bool:
     try:
         return "combine_mode" in inspect.signature(_scan_op()).parameters
@@ -98,13 +109,13 @@ def device_scan_available(x: Tensor, *, force: bool = False) -> str | None:
     if not x.is_floating_point():
         return f"the device scan needs a real floating-point tensor; dtype {x.dtype} was given"
     if x.device.type in COMPILED_DEVICES or _triton_mode():
-        if importlib.util.find_spec("triton") is None:
+        if not _triton_installed():
             return "the device scan runs Triton kernels, and triton is not installed"
         if x.device.type not in COMPILED_DEVICES and os.environ.get("TRITON_INTERPRET", "") != "1":
             return (f"{FORCE_ENV}=triton runs the Triton kernels on {x.device.type} only under Triton's interpreter; "
                     "set TRITON_INTERPRET=1 (before triton is imported)")
-        if x.device.type == "cuda" and torch.cuda.get_device_capability(x.device) < (7, 0):
-            major, minor = torch.cuda.get_device_capability(x.device)
+        if x.device.type == "cuda" and _capability(x.device) < (7, 0):
+            major, minor = _capability(x.device)
             return f"Triton needs a CUDA device of compute capability 7.0 or more; {x.device} has {major}.{minor}"
         return None
     if _forced(force):
