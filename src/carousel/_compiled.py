@@ -22,8 +22,12 @@ ENV = "CAROUSEL_COMPILE"
 
 
 def compiling_on(device: torch.device) -> bool:
-    """Whether carousel's pointwise code is compiled for tensors on ``device`` (see the module docstring)."""
+    """Whether carousel's pointwise code is compiled for tensors on ``device`` (see the module docstring).
+    Raises ``ValueError`` when ``CAROUSEL_COMPILE`` holds anything but 0, 1 or nothing."""
     setting = os.environ.get(ENV, "").strip()
+    if setting not in ("", "0", "1"):
+        raise ValueError(f"{ENV} must be 0 (never compile), 1 (compile on every device) or unset (compile on CUDA); "
+                         f"{setting!r} was given")
     if setting == "0":
         return False
     return setting == "1" or device.type == "cuda"

@@ -22,7 +22,7 @@ def python_step():
         yield
 
 
-@pytest.mark.parametrize("name", ["lstm_layer_norm", "lstm_everything"])
+@pytest.mark.parametrize("name", ["lstm_layer_norm", "lstm_everything", "zoneout"])
 def test_compiled_pointwise_step_equals_reference_loop_without_a_compile_per_step(name, monkeypatch, assert_matches_reference):
     """On a GPU the step's pointwise part runs compiled (``step_kernels``); ``CAROUSEL_COMPILE=1``
     compiles it here too (inductor's CPU code): the run must equal the reference loop, and the compiled
@@ -35,7 +35,10 @@ def test_compiled_pointwise_step_equals_reference_loop_without_a_compile_per_ste
     monkeypatch.setenv(_compiled.ENV, "1")
     torch._dynamo.reset()
     counters.clear()
-    cell = make_cell(name, I, H, dtype=torch.float64)
+    if name == "zoneout":  # evaluation mode (no draws): the step also keeps the c entering each step
+        cell = C.Zoneout(make_cell("lstm_peephole", I, H, dtype=torch.float64), p_h=0.3, p_c=0.5).eval()
+    else:
+        cell = make_cell(name, I, H, dtype=torch.float64)
     x = torch.randn(B, 23, I, dtype=torch.float64)
     assert_matches_reference(cell, x, random_state(cell, B, dtype=torch.float64), [23, 9, 17, 1], "explicit")
     used = [c for (fn, _), c in _compiled._KEYED.items() if fn in (lstm_explicit.pointwise_forward, lstm_explicit.pointwise_backward)]
@@ -163,3 +166,14 @@ def test_a_backward_that_fails_to_compile_falls_back_on_the_first_call():
     assert torch.equal(grad, torch.full((3,), 2.0))
     with torch.no_grad():
         assert torch.equal(Compiled(lambda v: v + 1, "f")(v), v + 1)  # no gradient recorded: no probe
+
+
+def test_a_bad_compile_setting_is_refused_naming_the_values(monkeypatch):
+    from carousel import _compiled
+
+    monkeypatch.setenv(_compiled.ENV, "yes")
+    with pytest.raises(ValueError, match="CAROUSEL_COMPILE must be 0.*1.*'yes' was given"):
+        run(C.LSTMCell(I, H, peephole=True), torch.randn(B, T, I), backend="explicit")
+    for setting, cpu in (("0", False), ("1", True), ("", False)):
+        monkeypatch.setenv(_compiled.ENV, setting)
+        assert _compiled.compiling_on(torch.device("cpu")) is cpu

@@ -79,6 +79,8 @@ def right_product(W: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
         return lambda v: linear(v, packed, None, "none", [], "")
     Wt = W.t()
     return lambda v: torch.mm(v, Wt)
+
+
 def _split(a: Tensor, H: int, forget_gate: bool) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
     """The gates of ``a`` (B, G): i, f, g, o (f None without a forget gate)."""
     if forget_gate:
@@ -87,52 +89,54 @@ def _split(a: Tensor, H: int, forget_gate: bool) -> tuple[Tensor, Tensor | None,
 
 
 def pointwise_forward(px_t: Tensor, r: Tensor, c: Tensor, a_out: Tensor, c_out: Tensor, k_out: Tensor,
-                      r_out: Tensor | None, m_out: Tensor | None, params: tuple, flags: tuple) -> tuple[Tensor, tuple | None]:
+                      r_out: Tensor | None, m_out: Tensor | None, c_in_out: Tensor | None,
+                      params: tuple, flags: tuple) -> tuple[Tensor, tuple | None]:
     """Everything of one LSTM step after the recurrent product ``r`` (B, G): the module docstring's
-    forward from ``a`` to ``m``, written into the step's buffers (gate activations ``a_out`` (B, G),
-    ``c_out`` and ``k_out`` (B, H), ``r_out`` the product kept for layer norm's backward) and
-    returning ``m`` (in ``m_out`` when given) with the layer norms' statistics (mean and 1/std of
-    ``r`` and of ``c_t``, or None). ``params`` = (w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c), None where
-    absent; ``flags`` = (forget_gate, peephole, layer_norm, H, eps_hh, eps_c). Pure tensor code: on a
-    GPU it is compiled into a few fused kernels (``step_kernels``), elsewhere it runs as written.
+    forward from ``a`` to ``m``, computed in the step's buffers (gate activations ``a_out`` (B, G),
+    ``c_out`` and ``k_out`` (B, H); ``r_out`` keeps the product for layer norm's backward, ``c_in_out``
+    the ``c`` entering the step), returning ``m`` (in ``m_out`` when given) with the layer norms'
+    statistics (mean and 1/std of ``r`` and of ``c_t``, or None). ``params`` = (w_ci, w_cf, w_co,
+    g_hh, b_hh, g_c, b_c), None where absent; ``flags`` = (forget_gate, peephole, layer_norm, H,
+    eps_hh, eps_c). Written in place, as fast as it goes eagerly on the CPU; on a GPU it is compiled
+    into a few fused kernels (``step_kernels``; torch.compile turns the in-place writes into stores).
     """
     forget_gate, peephole, layer_norm, H, eps_hh, eps_c = flags
     w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c = params
+    if c_in_out is not None:
+        c_in_out.copy_(c)
+    stats = None
     if layer_norm:
         r_out.copy_(r)
         y, mu_r, rs_r = torch.native_layer_norm(r, (r.shape[1],), g_hh, b_hh, eps_hh)
-        a = px_t + y
+        torch.add(px_t, y, out=a_out)
     else:
-        a = px_t + r
-    a_i, a_f, a_g, a_o = _split(a, H, forget_gate)
+        torch.add(px_t, r, out=a_out)
+    i, f, g, o = _split(a_out, H, forget_gate)
     if peephole:
-        a_i = a_i + w_ci * c
+        i.addcmul_(w_ci, c)
         if forget_gate:
-            a_f = a_f + w_cf * c
-    i, g = torch.sigmoid(a_i), torch.tanh(a_g)
-    if forget_gate:
-        f = torch.sigmoid(a_f)
-        c_new = f * c + i * g
+            f.addcmul_(w_cf, c)
+    if forget_gate and not peephole:
+        a_out[:, : 2 * H].sigmoid_()  # i and f together
     else:
-        f, c_new = None, c + i * g
+        i.sigmoid_()
+        if forget_gate:
+            f.sigmoid_()
+    g.tanh_()
+    if forget_gate:
+        torch.mul(f, c, out=c_out).addcmul_(i, g)  # c = f c + i g
+    else:
+        torch.addcmul(c, i, g, out=c_out)  # c = c + i g
     if peephole:
-        a_o = a_o + w_co * c_new
-    o = torch.sigmoid(a_o)
-    stats = None
+        o.addcmul_(w_co, c_out)
+    o.sigmoid_()
     if layer_norm:
-        lc, mu_c, rs_c = torch.native_layer_norm(c_new, (H,), g_c, b_c, eps_c)
-        k = torch.tanh(lc)
+        lc, mu_c, rs_c = torch.native_layer_norm(c_out, (H,), g_c, b_c, eps_c)
+        torch.tanh(lc, out=k_out)
         stats = (mu_r, rs_r, mu_c, rs_c)
     else:
-        k = torch.tanh(c_new)
-    a_out.copy_(torch.cat([i, f, g, o] if forget_gate else [i, g, o], dim=1))
-    c_out.copy_(c_new)
-    k_out.copy_(k)
-    m = o * k
-    if m_out is not None:
-        m_out.copy_(m)
-        return m_out, stats
-    return m, stats
+        torch.tanh(c_out, out=k_out)
+    return (o * k_out if m_out is None else torch.mul(o, k_out, out=m_out)), stats
 
 
 def pointwise_backward(dm: Tensor, dc: Tensor, a: Tensor, c_new: Tensor, c_prev: Tensor, k: Tensor, r: Tensor | None,
@@ -141,7 +145,9 @@ def pointwise_backward(dm: Tensor, dc: Tensor, a: Tensor, c_new: Tensor, c_prev:
     ``dr``): given ``dm`` (B, H) and ``dc`` (B, H) reaching ``m`` and ``c_t``, writes ``da`` (the
     gradient of ``px_t``) into ``da_out`` (B, G) and returns ``(dr, dc_prev, ln_grads)``: the
     gradient of the recurrent product (``da_out`` itself without layer norm), of ``c_{t-1}``, and
-    the step's gradients of the layer norms' (g_c, b_c, g_hh, b_hh) or None.
+    the step's gradients of the layer norms' (g_c, b_c, g_hh, b_hh) or None. Out-of-place but for the
+    one write into ``da_out`` (compiled, in-place writes into views of the inputs here gave wrong
+    gradients).
     """
     forget_gate, peephole, layer_norm, H, eps_hh, eps_c = flags
     w_ci, w_cf, w_co, g_hh, b_hh, g_c, b_c = params
@@ -166,10 +172,9 @@ def pointwise_backward(dm: Tensor, dc: Tensor, a: Tensor, c_new: Tensor, c_prev:
         dc_prev = dc_prev + di * w_ci
         if forget_gate:
             dc_prev = dc_prev + df * w_cf
-    da = torch.cat([di, df, dg, do] if forget_gate else [di, dg, do], dim=1)
-    da_out.copy_(da)
+    torch.cat([di, df, dg, do] if forget_gate else [di, dg, do], dim=1, out=da_out)
     if layer_norm:
-        dr, dg_hh, db_hh = _LN_BACKWARD(da, r, (da.shape[1],), mu_r, rs_r, g_hh, b_hh, [True, True, True])
+        dr, dg_hh, db_hh = _LN_BACKWARD(da_out, r, (da_out.shape[1],), mu_r, rs_r, g_hh, b_hh, [True, True, True])
         ln_grads = (dg_c, db_c, dg_hh, db_hh)
         return dr, dc_prev, ln_grads
     return da_out, dc_prev, ln_grads
@@ -253,11 +258,9 @@ class LSTMExplicitStep:
         h, c = state
         s = t if self.keep else t % 2
         r = self.recurrent(h if self.h_mask is None else h * self.h_mask)  # (B, G)
-        if self.C_in is not None:
-            self.C_in[s].copy_(c)
         m, stats = self.pointwise_forward(
             px_t, r, c, self.A[s], self.C[s], self.K[s], self.R[s] if self.layer_norm else None,
-            self.M[s] if self.proj else h_out, self.params, self.flags,
+            self.M[s] if self.proj else h_out, None if self.C_in is None else self.C_in[s], self.params, self.flags,
         )
         if self.layer_norm and self.keep:
             self.ln_stats.append(stats)

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .._checks import check_rate
 from ..cells.base import Cell
+from ..cells.lstm_explicit import LSTMExplicitStep
 from .masks import Stochastic
 from .wrapper import CellWrapper
 
@@ -75,11 +76,9 @@ class Zoneout(CellWrapper, Stochastic):
 
     def explicit_step(self) -> Any:
         """The inner LSTM's explicit step with zoneout around it (``ZoneoutExplicitStep``), or None
-        when the inner cell offers none or its state is not (h, c)."""
+        when the inner cell offers no LSTM step."""
         inner = self.cell.explicit_step()
-        if inner is None or not hasattr(inner, "track_c_in") or self.state_type._fields != ("h", "c"):
-            return None
-        return ZoneoutExplicitStep(self, inner)
+        return ZoneoutExplicitStep(self, inner) if isinstance(inner, LSTMExplicitStep) else None
 
     def recurrent_mask(self, batch_size: int, like: Tensor) -> Tensor | None:
         return self.cell.recurrent_mask(batch_size, like)  # e.g. recurrent dropout inside

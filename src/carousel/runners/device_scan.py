@@ -66,6 +66,7 @@ except ImportError:  # pragma: no cover - depends on the installed torch
 def _scan_op() -> Callable | None:
     return _associative_scan
 
+
 FORCE_ENV = "CAROUSEL_DEVICE_SCAN"  # "force": any device (CPU: generic mode, eager); "triton": the Triton kernels anywhere
 COMPILED_DEVICES = ("cuda",)  # where the Triton kernels run
 
@@ -73,7 +74,11 @@ __all__ = ["ParallelLinearScan", "associative_linear_scan", "device_scan_availab
 
 
 def _forced(force: bool) -> bool:
-    return force or os.environ.get(FORCE_ENV, "").strip().lower() in ("force", "triton")
+    return force or os.environ.get(FORCE_ENV, "").strip().lower() == "force"
+
+
+def _triton_mode() -> bool:
+    return os.environ.get(FORCE_ENV, "").strip().lower() == "triton"
 
 
 @functools.lru_cache(maxsize=None)
@@ -178,15 +183,12 @@ def _backward_core(
     return grad_a, g, _first(a, reverse) * _first(g, reverse)
 
 
-def _triton_mode() -> bool:
-    return os.environ.get(FORCE_ENV, "").strip().lower() == "triton"
-
-
 def _flat(x: Tensor, rows: int) -> Tensor:
     """``x`` (rows, ..., *F) as (rows, ..., F): the Triton kernels take one trailing dimension."""
     return x.reshape(*x.shape[:rows], -1)
 
 
+@functools.lru_cache(maxsize=None)
 def _triton_kernels() -> tuple[Callable, Callable]:
     from .triton_scan import backward as scan_backward, forward as scan_forward  # imports triton: only where it runs
 

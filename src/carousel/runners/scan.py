@@ -354,7 +354,7 @@ def _coefficients(cell: Cell, px: Tensor) -> tuple[Tensor, Tensor]:
     return cell.coefficients(px)
 
 
-def device_coefficients(device: torch.device, cell: Cell | None = None) -> Callable[[Cell, Tensor], tuple[Tensor, Tensor]]:
+def device_coefficients(device: torch.device, cell: Cell) -> Callable[[Cell, Tensor], tuple[Tensor, Tensor]]:
     """``(cell, px) -> cell.coefficients(px)`` for the device scan: compiled by ``torch.compile`` on
     CUDA, one compiled copy per cell class (minLSTM's gates in log space are a dozen elementwise
     operations over (B, T, 3H), forward and backward; compiled, a few fused kernels), as written
