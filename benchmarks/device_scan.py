@@ -91,7 +91,33 @@ def table(size=SIZE, device: str = "cuda", repeats: int = 10, *, force: bool = F
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {ms:.2f} | {ms / gru:.2f} |" for name, ms in medians.items()]
+    if dev.type == "cuda":
+        lines += ["", *configuration_table(size, repeats)]
     return "\n".join(lines)
+
+
+def configuration_table(size=SIZE, repeats: int = 10, device: str = "cuda") -> list[str]:
+    """The Triton scan's forward and backward alone (no autograd) at each launch configuration of
+    ``triton_scan.CONFIGS``, and the one its tuner picked for this shape (CUDA only), as markdown
+    lines. Off CUDA it needs Triton's interpreter (``TRITON_INTERPRET=1``): a check, not a timing."""
+    import triton
+
+    from carousel.runners import triton_scan  # imports triton
+
+    T, B, _, H = size
+    dev = torch.device(device)
+    a, b, g = torch.rand(B, T, H, device=dev), torch.randn(B, T, H, device=dev), torch.randn(B, T, H, device=dev)
+    h0 = torch.zeros(B, H, device=dev)
+    h = triton_scan.forward(a, b, h0, False)  # tunes: the picked configuration lands in _BEST
+    triton_scan.backward(a, h, h0, g, False)
+    picked = {key[0]: config for key, config in triton_scan._BEST.items() if key[3:] == (B, triton.next_power_of_2(T), H)}
+    lines = ["| Triton scan configuration (BLOCK_T, BLOCK_H, warps, CHUNK) | forward ms | backward ms |", "|---|---:|---:|"]
+    for config in triton_scan.CONFIGS:
+        fwd = _median_ms(lambda c=config: triton_scan.forward(a, b, h0, False, c), dev, repeats, warmup=1)
+        bwd = _median_ms(lambda c=config: triton_scan.backward(a, h, h0, g, False, c), dev, repeats, warmup=1)
+        marks = [d for d in ("forward", "backward") if picked.get(d) == config]
+        lines.append(f"| {config}{' (picked: ' + ', '.join(marks) + ')' if marks else ''} | {fwd:.3f} | {bwd:.3f} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,3 +67,19 @@ def test_device_scan_in_float64_is_exact():
     got = _value_and_grads(associative_linear_scan, [t.to(CUDA) for t in (a, b, h0)], w.to(CUDA))
     for mine, ref in zip(got, expected):
         torch.testing.assert_close(mine.cpu(), ref, rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_every_launch_configuration_of_the_triton_scan_equals_the_reference(reverse):
+    """Each configuration the tuner may pick (chunked ones included), fixed, forward and backward."""
+    from carousel.runners import triton_scan
+
+    B, T, H = 3, 2600, 40  # 2600: more than two chunks of every chunked configuration, the last one partial
+    a, b, h0, w = _inputs(B, T, H, seed=7 + reverse)
+    expected = _reference(a, b, h0, w, reverse)
+    a_, b_, h0_, w_ = (t.to(CUDA) for t in (a, b, h0, w))
+    for config in triton_scan.CONFIGS:
+        h = triton_scan.forward(a_, b_, h0_, reverse, config)
+        got = [h, *triton_scan.backward(a_, h, h0_, w_, reverse, config)]
+        for name, mine, ref in zip(("h", "grad a", "grad b", "grad h0"), got, expected):
+            torch.testing.assert_close(mine.cpu(), ref, rtol=1e-10, atol=1e-11, msg=lambda m, n=name: f"{config} {n}: {m}")

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(
     not HAVE_TRITON, reason=f"Triton is not installed (make test puts it in {SITE} for its interpreter)"
 )
 
-N_CONFIGS = 7  # len(carousel.runners.triton_scan.CONFIGS), which needs Triton to import
+# the CHUNK of each of carousel.runners.triton_scan.CONFIGS (which needs Triton to import; 0: no chunks)
+CHUNKS = (0, 0, 0, 0, 0, 0, 0, 256, 256, 512, 1024)
+N_CONFIGS = len(CHUNKS)
 
 SCRIPT = r'''
 import json, sys
@@ -80,7 +82,12 @@ CASES = (
     + [{"shape": [4, 200, 36], "reverse": r, "dtype": "float32", "kind": "contracting", "second": False} for r in (False, True)]
     # every launch configuration the CUDA path may time and pick
     + [{"shape": [2, 300, 20], "reverse": r, "dtype": "float64", "kind": "mixed", "second": False, "config": k}
-       for k in range(1, N_CONFIGS) for r in (False, True)]
+       for k in range(1, N_CONFIGS) if not CHUNKS[k] for r in (False, True)]
+    # chunked configurations: two and a half chunks (the last one partial), both directions, second derivatives
+    + [{"shape": [2, CHUNKS[k] * 5 // 2 + 3, 20], "reverse": r, "dtype": "float64", "kind": "mixed", "second": False,
+        "config": k} for k in range(1, N_CONFIGS) if CHUNKS[k] for r in (False, True)]
+    + [{"shape": [2, 600, 3], "reverse": r, "dtype": "float64", "kind": "contracting", "second": True, "config": 7}
+       for r in (False, True)]
 )
 
 
@@ -100,10 +107,10 @@ def errors():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_configuration_count_matches_the_kernels_module():
-    done = _interpreted("from carousel.runners import triton_scan; print(len(triton_scan.CONFIGS))")
+def test_the_configurations_match_the_kernels_module():
+    done = _interpreted("from carousel.runners import triton_scan; print([c[3] for c in triton_scan.CONFIGS])")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout.strip()) == N_CONFIGS
+    assert done.stdout.strip() == str(list(CHUNKS))
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=lambda i: "{shape}-reverse={reverse}-{dtype}-{kind}{s}{c}".format(
@@ -113,3 +120,15 @@ def test_the_triton_kernels_equal_a_plain_loop(errors, index):
     names = ["h", "grad a", "grad b", "grad h0", "second a", "second b", "second h0"]
     bad = {n: e for n, e in zip(names, errors[index]) if not e <= tolerance}
     assert not bad, f"{CASES[index]}: relative errors above {tolerance}: {bad}"
+
+
+def test_the_benchmark_times_every_configuration():
+    """benchmarks.device_scan's table of launch configurations, here under the interpreter (a check of the
+    script, not a timing): one row per configuration, with two times."""
+    root = Path(__file__).resolve().parents[2]
+    done = _interpreted(f"import sys; sys.path.insert(0, {str(root)!r}); from benchmarks.device_scan import configuration_table; "
+                        "print('\\n'.join(configuration_table((300, 2, 3, 4), 1, 'cpu')))")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| (")]
+    assert [int(row.split(")")[0].split(",")[-1]) for row in rows] == list(CHUNKS)  # each configuration's CHUNK
+    assert all(float(cell) > 0 for row in rows for cell in row.strip("| ").split(" | ")[1:])

@@ -12,10 +12,17 @@ affine maps (Blelloch 1990, "Prefix sums and their applications", section 1.4),
 .. math::
     (a_1, b_1) \circ (a_2, b_2) = (a_1 a_2,\; a_2 b_1 + b_2),
 
-then applies the carry from the chunks before (``h = B_cum + A_cum \cdot carry``) and keeps the
+then applies the carry from the tiles before (``h = B_cum + A_cum \cdot carry``) and keeps the
 tile's last row as the next carry. Each element is read and written once; any T works (a run-time
 argument: Triton compiles a variant for T = 1 and for T divisible by 16, not one per length); the time direction is an index map, so the
 reverse scan is the same kernel. Arithmetic is in float32 (float64 for float64 tensors).
+
+When B times H is small against the GPU, so are the programs; then time is split too, into chunks
+of ``CHUNK`` steps scanned side by side, in three launches (the two-level scan with fewer processors than elements, Blelloch 1990):
+each chunk's composite map ``(a_last \cdots a_first, h_last from a zero carry)``,
+then the carry entering each chunk (a short sequential fold over the chunks per sequence and
+unit), then every chunk again from its carry. That reads ``a`` and ``b`` twice, and gives T / CHUNK
+times more programs. Which configuration runs is timed on the first call per shape (``_run``).
 
 The backward is one more scan, backwards in scan order (see :mod:`carousel.runners.device_scan`):
 ``g_s = dL/dh_s + a_{s+1} g_{s+1}``, then ``dL/da_s = g_s h_{s-1}``, ``dL/db_s = g_s`` and
@@ -25,6 +32,7 @@ The backward is one more scan, backwards in scan order (see :mod:`carousel.runne
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import torch
 import triton
@@ -42,19 +50,23 @@ def _combine(a1, b1, a2, b2):
 
 
 @triton.jit
-def _forward_kernel(A, Bv, H0, Hout, T, NH, t_first, t_step,
+def _forward_kernel(A, Bv, Cin, Hout, T, NH, t_first, t_step, CHUNK, NC,
                     BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
+    # program (seq, block of units, chunk): steps u in [chunk * CHUNK, chunk * CHUNK + CHUNK) of scan order,
+    # from the carry Cin[seq, chunk] (h0 when the whole length is one chunk)
     seq = tl.program_id(0)
     units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)  # (BLOCK_H,)
+    chunk = tl.program_id(2)
     unit_ok = units < NH
     base = seq.to(tl.int64) * T * NH
     dtype = tl.float64 if F64 else tl.float32
-    carry = tl.load(H0 + seq.to(tl.int64) * NH + units, mask=unit_ok, other=0.0).to(dtype)  # (BLOCK_H,)
+    carry = tl.load(Cin + (seq.to(tl.int64) * NC + chunk) * NH + units, mask=unit_ok, other=0.0).to(dtype)  # (BLOCK_H,)
     rows = tl.arange(0, BLOCK_T)
-    start = 0
-    while start < T:  # (a while loop: Triton's interpreter cannot range over a run-time bound with NumPy 2)
+    start = chunk * CHUNK
+    stop = tl.minimum(T, start + CHUNK)
+    while start < stop:  # (a while loop: Triton's interpreter cannot range over a run-time bound with NumPy 2)
         u = start + rows  # position in scan order
-        ok = (u < T)[:, None] & unit_ok[None, :]
+        ok = (u < stop)[:, None] & unit_ok[None, :]
         t = t_first + t_step * u  # time of each row
         offs = base + t.to(tl.int64)[:, None] * NH + units[None, :]
         a = tl.load(A + offs, mask=ok, other=1.0).to(dtype)  # padding rows: the identity map
@@ -62,40 +74,101 @@ def _forward_kernel(A, Bv, H0, Hout, T, NH, t_first, t_step,
         a_cum, b_cum = tl.associative_scan((a, b), 0, _combine)
         h = b_cum + a_cum * carry[None, :]
         tl.store(Hout + offs, h.to(Hout.dtype.element_ty), mask=ok)
-        carry = tl.sum(tl.where((rows == BLOCK_T - 1)[:, None], h, 0.0), axis=0)  # padding keeps the last h
+        carry = _last_row(h, rows, BLOCK_T)  # padding keeps the last h
         start += BLOCK_T
 
 
 @triton.jit
-def _backward_kernel(A, Hs, H0, G, GA, GB, GH0, T, NH, t_first, t_step,
-                     BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
-    # u runs backwards in scan order; t = t_first + t_step * u is its time (t_step is minus the scan's)
+def _last_row(x, rows, BLOCK_T: tl.constexpr):
+    return tl.sum(tl.where((rows == BLOCK_T - 1)[:, None], x, 0.0), axis=0)
+
+
+@triton.jit
+def _totals_kernel(A, X, TA, TB, T, NH, t_first, t_step, CHUNK, NC, BACKWARD: tl.constexpr,
+                   BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
+    # each chunk's composite map (product of its coefficients, its state from a zero carry), in scan
+    # order; the coefficients are a_t (forward) or a of the step after t (backward, as _backward_kernel)
     seq = tl.program_id(0)
     units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    chunk = tl.program_id(2)
+    unit_ok = units < NH
+    base = seq.to(tl.int64) * T * NH
+    dtype = tl.float64 if F64 else tl.float32
+    total_a = tl.full((BLOCK_H,), 1.0, dtype)
+    total_b = tl.zeros((BLOCK_H,), dtype=dtype)
+    rows = tl.arange(0, BLOCK_T)
+    start = chunk * CHUNK
+    stop = tl.minimum(T, start + CHUNK)
+    while start < stop:
+        u = start + rows
+        ok = (u < stop)[:, None] & unit_ok[None, :]
+        t = t_first + t_step * u
+        offs = base + t.to(tl.int64)[:, None] * NH + units[None, :]
+        if BACKWARD:
+            a = tl.load(A + offs - t_step * NH, mask=(u > 0)[:, None] & ok, other=0.0).to(dtype)
+            a = tl.where(ok, a, 1.0)
+        else:
+            a = tl.load(A + offs, mask=ok, other=1.0).to(dtype)
+        x = tl.load(X + offs, mask=ok, other=0.0).to(dtype)
+        a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
+        a_last = _last_row(a_cum, rows, BLOCK_T)
+        total_b = a_last * total_b + _last_row(x_cum, rows, BLOCK_T)
+        total_a = a_last * total_a
+        start += BLOCK_T
+    out = (seq.to(tl.int64) * NC + chunk) * NH + units
+    tl.store(TA + out, total_a, mask=unit_ok)
+    tl.store(TB + out, total_b, mask=unit_ok)
+
+
+@triton.jit
+def _carries_kernel(TA, TB, H0, Cin, NC, NH, BLOCK_H: tl.constexpr, F64: tl.constexpr):
+    # the carry entering each chunk: h0 composed with the chunks before it, one chunk at a time
+    seq = tl.program_id(0)
+    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    unit_ok = units < NH
+    dtype = tl.float64 if F64 else tl.float32
+    carry = tl.load(H0 + seq.to(tl.int64) * NH + units, mask=unit_ok, other=0.0).to(dtype)
+    chunk = 0
+    while chunk < NC:
+        at = (seq.to(tl.int64) * NC + chunk) * NH + units
+        tl.store(Cin + at, carry, mask=unit_ok)
+        carry = tl.load(TA + at, mask=unit_ok, other=1.0) * carry + tl.load(TB + at, mask=unit_ok, other=0.0)
+        chunk += 1
+
+
+@triton.jit
+def _backward_kernel(A, Hs, H0, G, Cin, GA, GB, GH0, T, NH, t_first, t_step, CHUNK, NC,
+                     BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
+    # u runs backwards in scan order; t = t_first + t_step * u is its time (t_step is minus the scan's);
+    # the program's chunk of u as in _forward_kernel, its carry of g from Cin (zeros for one chunk)
+    seq = tl.program_id(0)
+    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    chunk = tl.program_id(2)
     unit_ok = units < NH
     base = seq.to(tl.int64) * T * NH
     dtype = tl.float64 if F64 else tl.float32
     h0 = tl.load(H0 + seq.to(tl.int64) * NH + units, mask=unit_ok, other=0.0).to(dtype)
-    carry = tl.zeros((BLOCK_H,), dtype=dtype)
+    carry = tl.load(Cin + (seq.to(tl.int64) * NC + chunk) * NH + units, mask=unit_ok, other=0.0).to(dtype)
     grad_h0 = tl.zeros((BLOCK_H,), dtype=dtype)
     rows = tl.arange(0, BLOCK_T)
-    start = 0
-    while start < T:
+    start = chunk * CHUNK
+    stop = tl.minimum(T, start + CHUNK)
+    while start < stop:
         u = start + rows
-        ok = (u < T)[:, None] & unit_ok[None, :]
+        ok = (u < stop)[:, None] & unit_ok[None, :]
         t = t_first + t_step * u
         offs = base + t.to(tl.int64)[:, None] * NH + units[None, :]
         # the step after t in scan order is t - t_step (none for the last: coefficient 0)
-        has_next = ((u > 0) & (u < T))[:, None] & unit_ok[None, :]
+        has_next = (u > 0)[:, None] & ok
         a_next = tl.load(A + offs - t_step * NH, mask=has_next, other=0.0).to(dtype)
         a_next = tl.where(ok, a_next, 1.0)  # padding rows: the identity map
         g_in = tl.load(G + offs, mask=ok, other=0.0).to(dtype)
         c_cum, g_cum = tl.associative_scan((a_next, g_in), 0, _combine)
         g = g_cum + c_cum * carry[None, :]
-        carry = tl.sum(tl.where((rows == BLOCK_T - 1)[:, None], g, 0.0), axis=0)
+        carry = _last_row(g, rows, BLOCK_T)
         # the state entering step t: h at t + t_step, or h0 for the first step in scan order (u = T - 1)
         first = (u == T - 1)[:, None]
-        has_prev = ((u < T - 1)[:, None]) & unit_ok[None, :]
+        has_prev = ((u < T - 1)[:, None]) & ok
         h_prev = tl.load(Hs + offs + t_step * NH, mask=has_prev, other=0.0).to(dtype)
         h_prev = tl.where(first, h0[None, :], h_prev)
         tl.store(GA + offs, (g * h_prev).to(GA.dtype.element_ty), mask=ok)
@@ -103,66 +176,99 @@ def _backward_kernel(A, Hs, H0, G, GA, GB, GH0, T, NH, t_first, t_step,
         a_first = tl.load(A + offs, mask=first & ok, other=0.0).to(dtype)
         grad_h0 += tl.sum(tl.where(first & ok, a_first * g, 0.0), axis=0)
         start += BLOCK_T
-    tl.store(GH0 + seq.to(tl.int64) * NH + units, grad_h0.to(GH0.dtype.element_ty), mask=unit_ok)
+    # only the last chunk holds u = T - 1
+    tl.store(GH0 + seq.to(tl.int64) * NH + units, grad_h0.to(GH0.dtype.element_ty), mask=unit_ok & (chunk == NC - 1))
 
 
-Config = tuple[int, int, int]  # (BLOCK_T, BLOCK_H, num_warps)
-DEFAULT: Config = (BLOCK_T, MAX_BLOCK_H, 4)
-# candidates timed on the first call per (kernel, device, dtype, H): more programs with narrower
-# blocks of units, or longer chunks, suit different shapes; the fastest is kept for the process
-CONFIGS: tuple[Config, ...] = (DEFAULT, (128, 16, 4), (256, 8, 4), (256, 16, 8), (512, 4, 4), (128, 8, 2), (1024, 4, 8))
+Config = tuple[int, int, int, int]  # (BLOCK_T, BLOCK_H, num_warps, CHUNK): CHUNK 0 = the whole length in one program
+DEFAULT: Config = (BLOCK_T, MAX_BLOCK_H, 4, 0)
+# candidates timed on the first call per (direction, device, dtype, shape): more programs with narrower
+# blocks of units, or longer tiles, suit different shapes; with CHUNK > 0 the length is split into
+# chunks scanned side by side (three launches: the chunks' composite maps, their carries, the scan),
+# which reads the input twice but puts T / CHUNK times more programs to work when B * H is small;
+# the fastest is kept for the process
+CONFIGS: tuple[Config, ...] = (
+    DEFAULT, (128, 16, 4, 0), (256, 8, 4, 0), (256, 16, 8, 0), (512, 4, 4, 0), (128, 8, 2, 0), (1024, 4, 8, 0),
+    (64, 32, 4, 256), (64, 16, 2, 256), (64, 32, 4, 512), (128, 32, 4, 1024),
+)
 _BEST: dict[tuple, Config] = {}
 
 
-def _launch(kernel, a: Tensor, args: tuple, config: Config) -> None:
-    B, _, NH = a.shape
-    block_t, block_h, warps = config
+def _launch(kernel, grid: tuple, args: tuple, device: torch.device, warps: int, **constants) -> None:
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():  # Triton launches on the current device
+        kernel[grid](*args, num_warps=warps, **constants)
+
+
+def _scan(a: Tensor, backward: bool, main_args: Callable[[Tensor, int, int], tuple], x: Tensor, h0: Tensor,
+          t_first: int, t_step: int, config: Config) -> None:
+    """One scan with ``config``: ``main_args(carries, chunk, chunks)`` gives the main kernel's arguments
+    for the carries entering each chunk; ``x`` is the scanned input (b, or grad_h backwards) and ``h0``
+    the carry entering the first chunk (for the totals and carries kernels)."""
+    B, T, NH = a.shape
+    block_t, block_h, warps, chunk = config
     block_h = min(block_h, triton.next_power_of_2(NH))
-    with torch.cuda.device(a.device) if a.is_cuda else contextlib.nullcontext():  # Triton launches on the current device
-        kernel[(B, triton.cdiv(NH, block_h))](*args, BLOCK_T=block_t, BLOCK_H=block_h, F64=a.dtype == torch.float64,
-                                              num_warps=warps)
+    f64 = a.dtype == torch.float64
+    main = _backward_kernel if backward else _forward_kernel
+    units = triton.cdiv(NH, block_h)
+    if chunk <= 0 or chunk >= T:
+        _launch(main, (B, units, 1), main_args(h0, T, 1), a.device, warps, BLOCK_T=block_t, BLOCK_H=block_h, F64=f64)
+        return
+    chunks = triton.cdiv(T, chunk)
+    totals = torch.empty((2, B, chunks, NH), device=a.device, dtype=torch.float64 if f64 else torch.float32)
+    carries = torch.empty_like(totals[0])
+    constants = dict(BLOCK_H=block_h, F64=f64)
+    _launch(_totals_kernel, (B, units, chunks), (a, x, totals[0], totals[1], T, NH, t_first, t_step, chunk, chunks),
+            a.device, warps, BACKWARD=backward, BLOCK_T=block_t, **constants)
+    _launch(_carries_kernel, (B, units), (totals[0], totals[1], h0, carries, chunks, NH), a.device, warps, **constants)
+    _launch(main, (B, units, chunks), main_args(carries, chunk, chunks), a.device, warps, BLOCK_T=block_t, **constants)
 
 
-def _fastest(kernel, a: Tensor, args: tuple) -> Config:
-    """The fastest of ``CONFIGS`` on these arguments (each launched once to compile, then timed three
-    times with CUDA events); the kernels only write their outputs, so running them again is harmless."""
+def _fastest(run: Callable[[Config], None], device: torch.device) -> Config:
+    """The fastest of ``CONFIGS`` for ``run(config)`` (each run once to compile, then timed three times
+    with CUDA events); the kernels only write their outputs, so running them again is harmless."""
     times = {}
     for config in CONFIGS:  # (the events record on the current stream of the tensors' device)
-        _launch(kernel, a, args, config)
+        run(config)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        with torch.cuda.device(a.device):
+        with torch.cuda.device(device):
             start.record()
             for _ in range(3):
-                _launch(kernel, a, args, config)
+                run(config)
             end.record()
         end.synchronize()
         times[config] = start.elapsed_time(end)
     return min(times, key=times.get)
 
 
-def _run(kernel, a: Tensor, args: tuple, config: Config | None) -> None:
-    """Launch ``kernel`` with ``config``, or with the configuration timed fastest for this kernel, device,
-    dtype and H (timed on the first such call on CUDA; the default on other devices and while a CUDA
-    graph is being captured, where nothing can be timed)."""
+def _run(which: str, a: Tensor, run: Callable[[Config], None], config: Config | None) -> None:
+    """``run(config)``, or ``run`` with the configuration timed fastest for this direction, device, dtype
+    and shape (B, T to the next power of two, H) (timed on the first such call on CUDA; the default on
+    other devices and while a CUDA graph is being captured, where nothing can be timed)."""
     if config is None:
-        key = (kernel, a.device, a.dtype, a.shape[-1])
+        B, T, NH = a.shape
+        key = (which, a.device, a.dtype, B, triton.next_power_of_2(T), NH)
         config = _BEST.get(key)
         if config is None:
             if a.device.type != "cuda" or torch.cuda.is_current_stream_capturing():
                 config = DEFAULT
             else:
-                config = _BEST[key] = _fastest(kernel, a, args)
-    _launch(kernel, a, args, config)
+                config = _BEST[key] = _fastest(run, a.device)
+    run(config)
 
 
 def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, config: Config | None = None) -> Tensor:
     """``h`` (B, T, H) with ``h_t = a_t h_{t-1} + b_t`` from ``h0`` (B, H); time backwards when ``reverse``.
     ``a``, ``b`` (B, T, H) and ``h0`` contiguous, one dtype and device; ``config`` (BLOCK_T, BLOCK_H,
-    num_warps) fixes the launch (default: the fastest of ``CONFIGS``, see ``_run``)."""
+    num_warps, CHUNK) fixes the launch (default: the fastest of ``CONFIGS``, see ``_run``)."""
     B, T, NH = a.shape
     h = torch.empty_like(b)
     t_first, t_step = (T - 1, -1) if reverse else (0, 1)
-    _run(_forward_kernel, a, (a, b, h0, h, T, NH, t_first, t_step), config)
+
+    def run(config: Config) -> None:
+        _scan(a, False, lambda carries, chunk, chunks: (a, b, carries, h, T, NH, t_first, t_step, chunk, chunks),
+              b, h0, t_first, t_step, config)
+
+    _run("forward", a, run, config)
     return h
 
 
@@ -172,5 +278,12 @@ def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool,
     B, T, NH = a.shape
     grad_a, grad_b, grad_h0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
     t_first, t_step = (0, 1) if reverse else (T - 1, -1)  # backwards in scan order
-    _run(_backward_kernel, a, (a, h, h0, grad_h, grad_a, grad_b, grad_h0, T, NH, t_first, t_step), config)
+    zeros = torch.zeros_like(h0)  # g after the last step
+
+    def run(config: Config) -> None:
+        _scan(a, True, lambda carries, chunk, chunks: (a, h, h0, grad_h, carries, grad_a, grad_b, grad_h0, T, NH,
+                                                       t_first, t_step, chunk, chunks),
+              grad_h, zeros, t_first, t_step, config)
+
+    _run("backward", a, run, config)
     return grad_a, grad_b, grad_h0
