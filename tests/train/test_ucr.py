@@ -171,6 +171,28 @@ def test_augmentations():
     assert abs(float(noisy.std()) - 0.3) < 0.01
 
 
+def test_roll_and_mirror_by_hand():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(1.0, 401.0).reshape(40, 10, 1)  # distinct values: each step's origin can be read off
+    lengths = torch.tensor([10, 7, 1, 4] * 10)
+    x[torch.arange(10)[None, :] >= lengths[:, None]] = 0
+    rolled, same = augment(x, lengths, g, jitter=0.0, scale=0.0, crop=0.0, roll=True)
+    mirrored, _ = augment(x, lengths, g, jitter=0.0, scale=0.0, crop=0.0, mirror=True)
+    both, _ = augment(x, lengths, g, jitter=0.0, scale=0.0, crop=0.0, roll=True, mirror=True)
+    assert torch.equal(same, lengths)
+    shifts, backwards = set(), 0
+    for b in range(40):
+        n, valid = int(lengths[b]), x[b, : lengths[b], 0]
+        start = int(rolled[b, 0, 0] - x[b, 0, 0])  # the step read first
+        assert torch.equal(rolled[b, :n, 0], torch.roll(valid, -start)) and rolled[b, n:].abs().sum() == 0
+        shifts.add(start)
+        assert torch.equal(mirrored[b, :n, 0], valid) or torch.equal(mirrored[b, :n, 0], valid.flip(0))
+        backwards += n > 1 and torch.equal(mirrored[b, :n, 0], valid.flip(0))
+        candidates = [torch.roll(v, k) for v in (valid, valid.flip(0)) for k in range(n)]
+        assert any(torch.equal(both[b, :n, 0], c) for c in candidates) and both[b, n:].abs().sum() == 0
+    assert len(shifts) > 5 and 10 < backwards < 20  # of the 30 series longer than one step, about half reversed
+
+
 def test_batches_are_seeded_and_resume(stand_in):
     t = task(stand_in, jitter=0.1, scale=0.1, crop=0.2)
     batches = t.train_batches(8, Shard(), seed=3)
@@ -270,6 +292,8 @@ def test_a_short_run_learns(stand_in, tmp_path, dataset, options, steps):
     ({"fcn_kernels": ""}, r"expected fcn_kernels as comma-separated integers"),
     ({"fcn_kernels": "8,5"}, r"one kernel width per conv block, got fcn_filters '128,256,128' \(3 blocks\) and fcn_kernels '8,5' \(2\)"),
     ({"shuffle": "true"}, "expected shuffle only with fcn"),
+    ({"roll": "maybe"}, "expected true or false for roll, got 'maybe'"),
+    ({"mirror": 2}, "mirror"),
     ({"fcn": "true", "shuffle": "true", "patch": 4}, r"expected patch 1 with shuffle \(a shuffled channel is already one step\), got patch 4"),
 ])
 def test_bad_options_are_refused(options, message):

@@ -30,6 +30,12 @@ Choices, each an option:
   convolutional neural networks", sec. 2.2), ``--crop f`` trains on a random window of (1 - f) of
   each series ("window slicing", Le Guennec, Malinowski & Tavenard 2016, "Data augmentation for
   time series classification using convolutional neural networks"; evaluated on the whole series).
+  ``--roll`` starts each series at a random step and wraps round its end, and ``--mirror`` reverses
+  half of them: a series traced along the outline of a shape (OSULeaf's leaves, ArrowHead's
+  arrowheads) starts at an arbitrary point of a closed curve and may run either way round, so
+  the class does not change under a circular shift or a reversal (the rotation and mirror
+  invariance of Keogh, Wei, Xi, Lee & Vlachos 2006, "LB_Keogh supports exact indexing of shapes
+  under rotation invariance with arbitrary representations and distance measures").
   The draws are a pure function of (seed, step), so a resumed run sees the same batches.
 * **derivative** (``--derivative``): beside each channel its first difference ``x_t - x_{t-1}`` (0 at
   the first step), computed after normalisation and augmentation, doubling the channels: the
@@ -153,6 +159,10 @@ class UCROptions:
     jitter: float = option(0.0, "training augmentation: standard deviation of Gaussian noise added to every value")
     scale: float = option(0.0, "training augmentation: standard deviation s of a factor 1 + N(0, s^2) per series and channel")
     crop: float = option(0.0, "training augmentation: train on a random window of (1 - crop) of each series")
+    roll: bool = option(False, "training augmentation: shift each series circularly by a uniform random number of steps "
+                        "(outlines of shapes, whose starting point is arbitrary)")
+    mirror: bool = option(False, "training augmentation: reverse each series in time with probability 1/2 (an outline "
+                          "traced the other way round)")
     valid_fraction: float = option(0.2, "fixed stratified part of the training file held out as 'valid' (0: valid is the training file)")
     folds: int = option(0, "cross-validation: split the training file into this many stratified folds and hold out --fold "
                         "as 'valid' (0: no folds, --valid-fraction holds out)")
@@ -169,7 +179,7 @@ class UCROptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"expected {name} >= 1, got {value!r}")
-        for name in ("bidirectional", "derivative", "fcn", "shuffle"):
+        for name in ("bidirectional", "derivative", "fcn", "shuffle", "roll", "mirror"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"expected {name} to be True or False, got {getattr(self, name)!r}")
         check_rate(self.dropout, "dropout")
@@ -279,12 +289,27 @@ def with_derivative(x: Tensor, lengths: Tensor) -> Tensor:
     return torch.cat([x, diff * mask], dim=-1)
 
 
-def augment(x: Tensor, lengths: Tensor, generator: torch.Generator, *, jitter: float, scale: float, crop: float) -> tuple[Tensor, Tensor]:
+def augment(x: Tensor, lengths: Tensor, generator: torch.Generator, *, jitter: float, scale: float, crop: float,
+            roll: bool = False, mirror: bool = False) -> tuple[Tensor, Tensor]:
     """A randomly changed copy of ``x`` (B, T, C) with ``lengths`` (B,) (see the module docstring):
-    a window of ``max(1, round((1 - crop) * n))`` steps of each series at a uniform start, moved
-    to step 0; each series and channel times 1 + N(0, scale^2); N(0, jitter^2) added to each
-    value. Zero past the new lengths, which it returns beside the values."""
+    with ``roll``, each series of length n read from a uniform start s in [0, n) round its end
+    (step t is step (t + s) mod n); with ``mirror``, about half of them (a fair coin each) read
+    backwards (step t is step n - 1 - t); a window of ``max(1, round((1 - crop) * n))`` steps of
+    each series at a uniform start, moved to step 0; each series and channel times
+    1 + N(0, scale^2); N(0, jitter^2) added to each value. Zero past the new lengths, which it
+    returns beside the values."""
     B, T, C = x.shape
+    if roll or mirror:
+        n = lengths.clamp(min=1)[:, None]  # (B, 1)
+        t = torch.arange(T)[None, :].expand(B, T)
+        if mirror:
+            back = torch.rand(B, generator=generator) < 0.5
+            t = torch.where(back[:, None], n - 1 - t, t)
+        if roll:
+            start = (torch.rand(B, generator=generator, dtype=torch.float64) * n[:, 0]).floor().to(torch.int64)
+            t = t + start[:, None]
+        index = torch.where(torch.arange(T)[None, :] < n, t.remainder(n), torch.arange(T)[None, :])  # padding stays put
+        x = x.gather(1, index[..., None].expand(B, T, C))
     if crop > 0:
         new = torch.clamp(torch.round((1 - crop) * lengths.to(torch.float64)).to(torch.int64), min=1)
         start = (torch.rand(B, generator=generator, dtype=torch.float64) * (lengths - new + 1)).floor().to(torch.int64)
@@ -327,7 +352,8 @@ class _AugmentedBatches(SeededBatches):
             places = torch.arange(i * b, (i + 1) * b)[self.rows]
             index = torch.stack([self._order(int(p) // n, n)[int(p) % n] for p in places])
         g = torch.Generator().manual_seed(derive_seed(self.seed, i))
-        xb, lb = augment(x[index], lengths[index], g, jitter=o.jitter, scale=o.scale, crop=o.crop)
+        xb, lb = augment(x[index], lengths[index], g, jitter=o.jitter, scale=o.scale, crop=o.crop, roll=o.roll,
+                         mirror=o.mirror)
         xb, lb = to_frames(with_derivative(xb, lb) if o.derivative else xb, lb, self.task.patch)
         return xb[:, : int(lb.max())], lb, labels[index]
 
