@@ -383,3 +383,35 @@ def test_the_table_script_scores_the_ensemble_of_the_seeds(stand_in, tmp_path):
             total = total + model(x, lengths).softmax(-1)
     assert row["ensemble"] == pytest.approx(float((total.argmax(-1) == labels).double().mean()))
     assert f"| {row['ensemble']:.3f} |" in script.table([row], "gru")
+
+
+def invariance_script():
+    """``examples/ucr_invariance.py`` as a module."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "ucr_invariance.py"
+    spec = importlib.util.spec_from_file_location("ucr_invariance", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_the_invariance_script_sees_shifts_and_reversals():
+    script = invariance_script()
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(30, generator=g).double()
+    pair = torch.stack([base, torch.roll(base, 7), torch.roll(base.flip(0), 11)]).numpy()
+    d = script.squared_distances(pair)
+    assert d["euclidean"][0, 1] > 1 and abs(d["circular shift"][0, 1]) < 1e-9  # a shift costs nothing once aligned
+    assert d["circular shift"][0, 2] > 1 and abs(d["shift or mirror"][0, 2]) < 1e-9  # a reversal needs the mirror
+    # two classes of outlines, each series its class's shape from a random starting point
+    shapes = torch.randn(2, 40, generator=g).double()
+    series = [torch.roll(shapes[i % 2], int(torch.randint(40, (1,), generator=g))) + 0.05 * torch.randn(40, generator=g).double()
+              for i in range(40)]
+    scores = script.leave_one_out(torch.stack(series).numpy(), [i % 2 for i in range(40)])
+    assert scores["circular shift"] == scores["shift or mirror"] == 1.0 and scores["euclidean"] < 0.8
+
+
+def test_the_invariance_script_refuses_multivariate_sets(stand_in, capsys):
+    script = invariance_script()
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--datasets", "JapaneseVowels", "--data-dir", str(stand_in)])
+    assert stop.value.code == 2 and "expected a univariate set of equal lengths, got 3 channels" in capsys.readouterr().err
