@@ -345,13 +345,17 @@ def test_the_command_line(stand_in, tmp_path):
     assert missing.exit_code != 0 and "OSULeaf_TRAIN.ts does not exist" in missing.output and "Traceback" not in missing.output
 
 
-def table_script():
-    """``examples/ucr_table.py`` as a module."""
-    path = Path(__file__).resolve().parents[2] / "examples" / "ucr_table.py"
-    spec = importlib.util.spec_from_file_location("ucr_table", path)
+def example_script(name="ucr_table"):
+    """``examples/<name>.py`` as a module."""
+    path = Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
+
+
+def table_script():
+    return example_script("ucr_table")
 
 
 def test_the_table_script_cross_validates_without_scoring_the_test_file(stand_in, tmp_path):
@@ -385,17 +389,8 @@ def test_the_table_script_scores_the_ensemble_of_the_seeds(stand_in, tmp_path):
     assert f"| {row['ensemble']:.3f} |" in script.table([row], "gru")
 
 
-def invariance_script():
-    """``examples/ucr_invariance.py`` as a module."""
-    path = Path(__file__).resolve().parents[2] / "examples" / "ucr_invariance.py"
-    spec = importlib.util.spec_from_file_location("ucr_invariance", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_the_invariance_script_sees_shifts_and_reversals():
-    script = invariance_script()
+    script = example_script("ucr_invariance")
     g = torch.Generator().manual_seed(0)
     base = torch.randn(30, generator=g).double()
     pair = torch.stack([base, torch.roll(base, 7), torch.roll(base.flip(0), 11)]).numpy()
@@ -411,7 +406,7 @@ def test_the_invariance_script_sees_shifts_and_reversals():
 
 
 def test_the_invariance_script_refuses_multivariate_sets(stand_in, capsys):
-    script = invariance_script()
+    script = example_script("ucr_invariance")
     with pytest.raises(SystemExit) as stop:
         script.main(["--datasets", "JapaneseVowels", "--data-dir", str(stand_in)])
     assert stop.value.code == 2 and "expected a univariate set of equal lengths, got 3 channels" in capsys.readouterr().err

@@ -39,7 +39,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-BLOCK_T = 64  # steps per chunk
+BLOCK_T = 64  # steps per tile
 MAX_BLOCK_H = 32  # units per program
 
 
@@ -50,25 +50,36 @@ def _combine(a1, b1, a2, b2):
 
 
 @triton.jit
+def _program(T, NH, CHUNK, BLOCK_H: tl.constexpr):
+    # this program's sequence, block of units (and which are real), offset of its sequence, and its
+    # chunk of steps [start, stop) in scan order
+    seq = tl.program_id(0)
+    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    start = tl.program_id(2) * CHUNK
+    return seq, units, units < NH, seq.to(tl.int64) * T * NH, start, tl.minimum(T, start + CHUNK)
+
+
+@triton.jit
+def _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T: tl.constexpr):
+    # one tile's positions u in scan order (BLOCK_T,), which of its elements are real (BLOCK_T, BLOCK_H),
+    # and their offsets (the time of position u is t_first + t_step * u)
+    u = start + tl.arange(0, BLOCK_T)
+    ok = (u < stop)[:, None] & unit_ok[None, :]
+    t = t_first + t_step * u
+    return u, ok, base + t.to(tl.int64)[:, None] * NH + units[None, :]
+
+
+@triton.jit
 def _forward_kernel(A, Bv, Cin, Hout, T, NH, t_first, t_step, CHUNK, NC,
                     BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
     # program (seq, block of units, chunk): steps u in [chunk * CHUNK, chunk * CHUNK + CHUNK) of scan order,
     # from the carry Cin[seq, chunk] (h0 when the whole length is one chunk)
-    seq = tl.program_id(0)
-    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)  # (BLOCK_H,)
-    chunk = tl.program_id(2)
-    unit_ok = units < NH
-    base = seq.to(tl.int64) * T * NH
+    seq, units, unit_ok, base, start, stop = _program(T, NH, CHUNK, BLOCK_H)
     dtype = tl.float64 if F64 else tl.float32
-    carry = tl.load(Cin + (seq.to(tl.int64) * NC + chunk) * NH + units, mask=unit_ok, other=0.0).to(dtype)  # (BLOCK_H,)
+    carry = tl.load(Cin + (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units, mask=unit_ok, other=0.0).to(dtype)  # (BLOCK_H,)
     rows = tl.arange(0, BLOCK_T)
-    start = chunk * CHUNK
-    stop = tl.minimum(T, start + CHUNK)
     while start < stop:  # (a while loop: Triton's interpreter cannot range over a run-time bound with NumPy 2)
-        u = start + rows  # position in scan order
-        ok = (u < stop)[:, None] & unit_ok[None, :]
-        t = t_first + t_step * u  # time of each row
-        offs = base + t.to(tl.int64)[:, None] * NH + units[None, :]
+        u, ok, offs = _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T)
         a = tl.load(A + offs, mask=ok, other=1.0).to(dtype)  # padding rows: the identity map
         b = tl.load(Bv + offs, mask=ok, other=0.0).to(dtype)
         a_cum, b_cum = tl.associative_scan((a, b), 0, _combine)
@@ -88,22 +99,13 @@ def _totals_kernel(A, X, TA, TB, T, NH, t_first, t_step, CHUNK, NC, BACKWARD: tl
                    BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
     # each chunk's composite map (product of its coefficients, its state from a zero carry), in scan
     # order; the coefficients are a_t (forward) or a of the step after t (backward, as _backward_kernel)
-    seq = tl.program_id(0)
-    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    chunk = tl.program_id(2)
-    unit_ok = units < NH
-    base = seq.to(tl.int64) * T * NH
+    seq, units, unit_ok, base, start, stop = _program(T, NH, CHUNK, BLOCK_H)
     dtype = tl.float64 if F64 else tl.float32
     total_a = tl.full((BLOCK_H,), 1.0, dtype)
     total_b = tl.zeros((BLOCK_H,), dtype=dtype)
     rows = tl.arange(0, BLOCK_T)
-    start = chunk * CHUNK
-    stop = tl.minimum(T, start + CHUNK)
     while start < stop:
-        u = start + rows
-        ok = (u < stop)[:, None] & unit_ok[None, :]
-        t = t_first + t_step * u
-        offs = base + t.to(tl.int64)[:, None] * NH + units[None, :]
+        u, ok, offs = _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T)
         if BACKWARD:
             a = tl.load(A + offs - t_step * NH, mask=(u > 0)[:, None] & ok, other=0.0).to(dtype)
             a = tl.where(ok, a, 1.0)
@@ -115,7 +117,7 @@ def _totals_kernel(A, X, TA, TB, T, NH, t_first, t_step, CHUNK, NC, BACKWARD: tl
         total_b = a_last * total_b + _last_row(x_cum, rows, BLOCK_T)
         total_a = a_last * total_a
         start += BLOCK_T
-    out = (seq.to(tl.int64) * NC + chunk) * NH + units
+    out = (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units
     tl.store(TA + out, total_a, mask=unit_ok)
     tl.store(TB + out, total_b, mask=unit_ok)
 
@@ -141,23 +143,14 @@ def _backward_kernel(A, Hs, H0, G, Cin, GA, GB, GH0, T, NH, t_first, t_step, CHU
                      BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
     # u runs backwards in scan order; t = t_first + t_step * u is its time (t_step is minus the scan's);
     # the program's chunk of u as in _forward_kernel, its carry of g from Cin (zeros for one chunk)
-    seq = tl.program_id(0)
-    units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    chunk = tl.program_id(2)
-    unit_ok = units < NH
-    base = seq.to(tl.int64) * T * NH
+    seq, units, unit_ok, base, start, stop = _program(T, NH, CHUNK, BLOCK_H)
     dtype = tl.float64 if F64 else tl.float32
     h0 = tl.load(H0 + seq.to(tl.int64) * NH + units, mask=unit_ok, other=0.0).to(dtype)
-    carry = tl.load(Cin + (seq.to(tl.int64) * NC + chunk) * NH + units, mask=unit_ok, other=0.0).to(dtype)
+    carry = tl.load(Cin + (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units, mask=unit_ok, other=0.0).to(dtype)
     grad_h0 = tl.zeros((BLOCK_H,), dtype=dtype)
     rows = tl.arange(0, BLOCK_T)
-    start = chunk * CHUNK
-    stop = tl.minimum(T, start + CHUNK)
     while start < stop:
-        u = start + rows
-        ok = (u < stop)[:, None] & unit_ok[None, :]
-        t = t_first + t_step * u
-        offs = base + t.to(tl.int64)[:, None] * NH + units[None, :]
+        u, ok, offs = _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T)
         # the step after t in scan order is t - t_step (none for the last: coefficient 0)
         has_next = (u > 0)[:, None] & ok
         a_next = tl.load(A + offs - t_step * NH, mask=has_next, other=0.0).to(dtype)
@@ -177,7 +170,7 @@ def _backward_kernel(A, Hs, H0, G, Cin, GA, GB, GH0, T, NH, t_first, t_step, CHU
         grad_h0 += tl.sum(tl.where(first & ok, a_first * g, 0.0), axis=0)
         start += BLOCK_T
     # only the last chunk holds u = T - 1
-    tl.store(GH0 + seq.to(tl.int64) * NH + units, grad_h0.to(GH0.dtype.element_ty), mask=unit_ok & (chunk == NC - 1))
+    tl.store(GH0 + seq.to(tl.int64) * NH + units, grad_h0.to(GH0.dtype.element_ty), mask=unit_ok & (tl.program_id(2) == NC - 1))
 
 
 Config = tuple[int, int, int, int]  # (BLOCK_T, BLOCK_H, num_warps, CHUNK): CHUNK 0 = the whole length in one program
