@@ -100,8 +100,6 @@ def configuration_table(size=SIZE, repeats: int = 10, device: str = "cuda") -> l
     """The Triton scan's forward and backward alone (no autograd) at each launch configuration of
     ``triton_scan.CONFIGS``, and the one its tuner picked for this shape (CUDA only), as markdown
     lines. Off CUDA it needs Triton's interpreter (``TRITON_INTERPRET=1``): a check, not a timing."""
-    import triton
-
     from carousel.runners import triton_scan  # imports triton
 
     T, B, _, H = size
@@ -110,7 +108,7 @@ def configuration_table(size=SIZE, repeats: int = 10, device: str = "cuda") -> l
     h0 = torch.zeros(B, H, device=dev)
     h = triton_scan.forward(a, b, h0, False)  # tunes: the picked configuration lands in _BEST
     triton_scan.backward(a, h, h0, g, False)
-    picked = {key[0]: config for key, config in triton_scan._BEST.items() if key[3:] == (B, triton.next_power_of_2(T), H)}
+    picked = {which: triton_scan.picked(which, a) for which in ("forward", "backward")}
     lines = ["| Triton scan configuration (BLOCK_T, BLOCK_H, warps, CHUNK) | forward ms | backward ms |", "|---|---:|---:|"]
     for config in triton_scan.CONFIGS:
         fwd = _median_ms(lambda c=config: triton_scan.forward(a, b, h0, False, c), dev, repeats, warmup=1)

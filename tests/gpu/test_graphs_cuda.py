@@ -1,9 +1,10 @@
 """CUDA-graphed explicit runs (carousel.runners.graphs) against the uncaptured explicit run on a GPU.
 
 The CPU suite (tests/runners/test_graphs.py) tests the same plumbing through a test double; here the
-recorder is the real one (torch.cuda.CUDAGraph): the four LSTM configurations of issue 18 (plain,
+recorder is the real one (torch.cuda.CUDAGraph): the LSTM configurations of issue 18 (plain,
 layer norm, peepholes, recurrent dropout, zoneout) at the two benchmark sizes, float64, forward and every
-gradient, a replay after an optimiser step, lengths, and one timing that says the graph pays.
+gradient, a replay after an optimiser step, lengths, and one timing printed for reference (speed is
+the benchmark's to judge).
 These run only where torch sees a GPU; elsewhere they skip, saying so.
 """
 

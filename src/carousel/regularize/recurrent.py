@@ -59,7 +59,7 @@ class RecurrentDropout(CellWrapper, MaskHolder):
         (inside ``Zoneout`` the reference mixes the masked ``h_{t-1}`` into the state, which a step that
         only masks what the recurrence reads does not)."""
         step = self.cell.explicit_step()
-        return step if type(step) is LSTMExplicitStep else None
+        return step if isinstance(step, LSTMExplicitStep) else None
 
     def project(self, x: Tensor) -> Tensor:
         self.new_sequence()

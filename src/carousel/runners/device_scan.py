@@ -17,8 +17,9 @@ the sign or size of ``a``.
 
 On CUDA the scan and its backward are carousel's own Triton kernels
 (:mod:`carousel.runners.triton_scan`): one program per sequence and block of units walks time in
-chunks, scanning each chunk with ``tl.associative_scan`` and carrying the last state to the next;
-every element is read and written once, and lengths need no recompiling (Triton compiles a
+tiles, scanning each tile with ``tl.associative_scan`` and carrying the last state to the next
+(or, in the chunked configurations its tuner may pick, several programs per sequence each take a
+chunk of time, from carries worked out first); lengths need no recompiling (Triton compiles a
 variant or two, for a length of 1 or one divisible by 16, not one per length).
 :class:`ParallelLinearScan` gives the derivative by hand, the same recurrence backwards in time,
 

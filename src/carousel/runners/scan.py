@@ -185,6 +185,12 @@ def refuse_double_backward(backend: str) -> None:
         )
 
 
+def _hold_past_lengths(a: Tensor, b: Tensor, alive: Tensor) -> tuple[Tensor, Tensor]:
+    """``a`` 1 and ``b`` 0 (the identity map, so the state holds) where ``alive`` (B, T, 1) is False."""
+    return (torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device)),
+            torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device)))
+
+
 class _ExplicitScan(torch.autograd.Function):
     """A block of a cell whose ``explicit_coefficients()`` offers the derivative: coefficients and scan in one node.
 
@@ -196,8 +202,7 @@ class _ExplicitScan(torch.autograd.Function):
     def forward(ctx, coefficients, alive: Tensor | None, px: Tensor, h0: Tensor):
         a, b = coefficients.forward(px)  # (B, T, H) each
         if alive is not None:
-            a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
-            b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+            a, b = _hold_past_lengths(a, b, alive)
         h0 = h0.to(a.dtype)
         h = torch.empty(b.shape, dtype=a.dtype, device=a.device)  # (B, T, H)
         _scan_into(a, b, h0, h)
@@ -372,9 +377,7 @@ def _run_device_scan(cell: Cell, x: Tensor, h: Tensor, alive_all: Tensor | None,
         px = cell.project(x[:, :T])
     a, b = device_coefficients(x.device, cell)(cell, px)  # (B, T, H) each
     if alive_all is not None:
-        alive = alive_all[:, :T]
-        a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
-        b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+        a, b = _hold_past_lengths(a, b, alive_all[:, :T])
     out = associative_linear_scan(a, b, h)
     return _masked_and_padded(out, out[:, -1], None if alive_all is None else alive_all[:, :T], x.shape[1], cell)
 
@@ -413,8 +416,7 @@ def run_scan(cell: Cell, x: Tensor, state: Any, lengths: Tensor | None = None, *
             else:
                 a, b = cell.coefficients(px)  # (B, t1 - t0, H) each
                 if alive is not None:
-                    a = torch.where(alive, a, torch.ones((), dtype=a.dtype, device=a.device))
-                    b = torch.where(alive, b, torch.zeros((), dtype=b.dtype, device=b.device))
+                    a, b = _hold_past_lengths(a, b, alive)
                 out = linear_scan(a, b, h)
                 h = out[:, -1]
             outputs.append(out if alive is None else out * alive)

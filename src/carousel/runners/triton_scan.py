@@ -32,6 +32,7 @@ The backward is one more scan, backwards in scan order (see :mod:`carousel.runne
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Callable
 
 import torch
@@ -50,13 +51,14 @@ def _combine(a1, b1, a2, b2):
 
 
 @triton.jit
-def _program(T, NH, CHUNK, BLOCK_H: tl.constexpr):
-    # this program's sequence, block of units (and which are real), offset of its sequence, and its
-    # chunk of steps [start, stop) in scan order
+def _program(T, NH, CHUNK, NC, BLOCK_H: tl.constexpr):
+    # this program's sequence, block of units (and which are real), offset of its sequence, its chunk
+    # of steps [start, stop) in scan order, and where its chunk's entry lies in a (B, NC, NH) buffer
     seq = tl.program_id(0)
     units = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     start = tl.program_id(2) * CHUNK
-    return seq, units, units < NH, seq.to(tl.int64) * T * NH, start, tl.minimum(T, start + CHUNK)
+    chunk_at = (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units
+    return seq, units, units < NH, seq.to(tl.int64) * T * NH, start, tl.minimum(T, start + CHUNK), chunk_at
 
 
 @triton.jit
@@ -70,18 +72,35 @@ def _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T: tl.co
 
 
 @triton.jit
-def _forward_kernel(A, Bv, Cin, Hout, T, NH, t_first, t_step, CHUNK, NC,
+def _last_row(x, rows, BLOCK_T: tl.constexpr):
+    return tl.sum(tl.where((rows == BLOCK_T - 1)[:, None], x, 0.0), axis=0)
+
+
+@triton.jit
+def _coefficient(A, offs, u, ok, t_step, NH, dtype, BACKWARD: tl.constexpr):
+    # the scan's coefficient at each row of a tile, 1 (the identity map) on padding rows: a_t forward;
+    # backward, a of the step after t in the forward order, t - t_step (0 after the last step, u = 0)
+    if BACKWARD:
+        a = tl.load(A + offs - t_step * NH, mask=(u > 0)[:, None] & ok, other=0.0).to(dtype)
+        a = tl.where(ok, a, 1.0)
+    else:
+        a = tl.load(A + offs, mask=ok, other=1.0).to(dtype)
+    return a
+
+
+@triton.jit
+def _forward_kernel(A, X, Cin, Hout, T, NH, t_first, t_step, CHUNK, NC,
                     BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
     # program (seq, block of units, chunk): steps u in [chunk * CHUNK, chunk * CHUNK + CHUNK) of scan order,
     # from the carry Cin[seq, chunk] (h0 when the whole length is one chunk)
-    seq, units, unit_ok, base, start, stop = _program(T, NH, CHUNK, BLOCK_H)
+    seq, units, unit_ok, base, start, stop, chunk_at = _program(T, NH, CHUNK, NC, BLOCK_H)
     dtype = tl.float64 if F64 else tl.float32
-    carry = tl.load(Cin + (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units, mask=unit_ok, other=0.0).to(dtype)  # (BLOCK_H,)
+    carry = tl.load(Cin + chunk_at, mask=unit_ok, other=0.0).to(dtype)  # (BLOCK_H,)
     rows = tl.arange(0, BLOCK_T)
     while start < stop:  # (a while loop: Triton's interpreter cannot range over a run-time bound with NumPy 2)
         u, ok, offs = _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T)
-        a = tl.load(A + offs, mask=ok, other=1.0).to(dtype)  # padding rows: the identity map
-        b = tl.load(Bv + offs, mask=ok, other=0.0).to(dtype)
+        a = _coefficient(A, offs, u, ok, t_step, NH, dtype, False)
+        b = tl.load(X + offs, mask=ok, other=0.0).to(dtype)
         a_cum, b_cum = tl.associative_scan((a, b), 0, _combine)
         h = b_cum + a_cum * carry[None, :]
         tl.store(Hout + offs, h.to(Hout.dtype.element_ty), mask=ok)
@@ -90,36 +109,26 @@ def _forward_kernel(A, Bv, Cin, Hout, T, NH, t_first, t_step, CHUNK, NC,
 
 
 @triton.jit
-def _last_row(x, rows, BLOCK_T: tl.constexpr):
-    return tl.sum(tl.where((rows == BLOCK_T - 1)[:, None], x, 0.0), axis=0)
-
-
-@triton.jit
 def _totals_kernel(A, X, TA, TB, T, NH, t_first, t_step, CHUNK, NC, BACKWARD: tl.constexpr,
                    BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
     # each chunk's composite map (product of its coefficients, its state from a zero carry), in scan
     # order; the coefficients are a_t (forward) or a of the step after t (backward, as _backward_kernel)
-    seq, units, unit_ok, base, start, stop = _program(T, NH, CHUNK, BLOCK_H)
+    seq, units, unit_ok, base, start, stop, chunk_at = _program(T, NH, CHUNK, NC, BLOCK_H)
     dtype = tl.float64 if F64 else tl.float32
     total_a = tl.full((BLOCK_H,), 1.0, dtype)
     total_b = tl.zeros((BLOCK_H,), dtype=dtype)
     rows = tl.arange(0, BLOCK_T)
     while start < stop:
         u, ok, offs = _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T)
-        if BACKWARD:
-            a = tl.load(A + offs - t_step * NH, mask=(u > 0)[:, None] & ok, other=0.0).to(dtype)
-            a = tl.where(ok, a, 1.0)
-        else:
-            a = tl.load(A + offs, mask=ok, other=1.0).to(dtype)
+        a = _coefficient(A, offs, u, ok, t_step, NH, dtype, BACKWARD)
         x = tl.load(X + offs, mask=ok, other=0.0).to(dtype)
         a_cum, x_cum = tl.associative_scan((a, x), 0, _combine)
         a_last = _last_row(a_cum, rows, BLOCK_T)
         total_b = a_last * total_b + _last_row(x_cum, rows, BLOCK_T)
         total_a = a_last * total_a
         start += BLOCK_T
-    out = (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units
-    tl.store(TA + out, total_a, mask=unit_ok)
-    tl.store(TB + out, total_b, mask=unit_ok)
+    tl.store(TA + chunk_at, total_a, mask=unit_ok)
+    tl.store(TB + chunk_at, total_b, mask=unit_ok)
 
 
 @triton.jit
@@ -139,22 +148,19 @@ def _carries_kernel(TA, TB, H0, Cin, NC, NH, BLOCK_H: tl.constexpr, F64: tl.cons
 
 
 @triton.jit
-def _backward_kernel(A, Hs, H0, G, Cin, GA, GB, GH0, T, NH, t_first, t_step, CHUNK, NC,
+def _backward_kernel(A, G, Cin, Hs, H0, GA, GB, GH0, T, NH, t_first, t_step, CHUNK, NC,
                      BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, F64: tl.constexpr):
     # u runs backwards in scan order; t = t_first + t_step * u is its time (t_step is minus the scan's);
     # the program's chunk of u as in _forward_kernel, its carry of g from Cin (zeros for one chunk)
-    seq, units, unit_ok, base, start, stop = _program(T, NH, CHUNK, BLOCK_H)
+    seq, units, unit_ok, base, start, stop, chunk_at = _program(T, NH, CHUNK, NC, BLOCK_H)
     dtype = tl.float64 if F64 else tl.float32
     h0 = tl.load(H0 + seq.to(tl.int64) * NH + units, mask=unit_ok, other=0.0).to(dtype)
-    carry = tl.load(Cin + (seq.to(tl.int64) * NC + tl.program_id(2)) * NH + units, mask=unit_ok, other=0.0).to(dtype)
+    carry = tl.load(Cin + chunk_at, mask=unit_ok, other=0.0).to(dtype)
     grad_h0 = tl.zeros((BLOCK_H,), dtype=dtype)
     rows = tl.arange(0, BLOCK_T)
     while start < stop:
         u, ok, offs = _tile(start, stop, units, unit_ok, base, NH, t_first, t_step, BLOCK_T)
-        # the step after t in scan order is t - t_step (none for the last: coefficient 0)
-        has_next = (u > 0)[:, None] & ok
-        a_next = tl.load(A + offs - t_step * NH, mask=has_next, other=0.0).to(dtype)
-        a_next = tl.where(ok, a_next, 1.0)  # padding rows: the identity map
+        a_next = _coefficient(A, offs, u, ok, t_step, NH, dtype, True)
         g_in = tl.load(G + offs, mask=ok, other=0.0).to(dtype)
         c_cum, g_cum = tl.associative_scan((a_next, g_in), 0, _combine)
         g = g_cum + c_cum * carry[None, :]
@@ -192,11 +198,12 @@ def _launch(kernel, grid: tuple, args: tuple, device: torch.device, warps: int, 
         kernel[grid](*args, num_warps=warps, **constants)
 
 
-def _scan(a: Tensor, backward: bool, main_args: Callable[[Tensor, int, int], tuple], x: Tensor, h0: Tensor,
-          t_first: int, t_step: int, config: Config) -> None:
-    """One scan with ``config``: ``main_args(carries, chunk, chunks)`` gives the main kernel's arguments
-    for the carries entering each chunk; ``x`` is the scanned input (b, or grad_h backwards) and ``h0``
-    the carry entering the first chunk (for the totals and carries kernels)."""
+def _scan(backward: bool, a: Tensor, x: Tensor, carry: Tensor, rest: tuple, t_first: int, t_step: int,
+          config: Config) -> None:
+    """One scan with ``config``: the main kernel (``_backward_kernel`` when ``backward``) on the
+    coefficients ``a`` (B, T, H), the scanned input ``x`` (b, or grad_h backwards), the carries entering
+    its chunks (``carry`` (B, H), the one entering the first, when the length is one chunk) and its
+    other tensors ``rest``; before it, for more chunks, the chunks' composite maps and their carries."""
     B, T, NH = a.shape
     block_t, block_h, warps, chunk = config
     block_h = min(block_h, triton.next_power_of_2(NH))
@@ -204,7 +211,8 @@ def _scan(a: Tensor, backward: bool, main_args: Callable[[Tensor, int, int], tup
     main = _backward_kernel if backward else _forward_kernel
     units = triton.cdiv(NH, block_h)
     if chunk <= 0 or chunk >= T:
-        _launch(main, (B, units, 1), main_args(h0, T, 1), a.device, warps, BLOCK_T=block_t, BLOCK_H=block_h, F64=f64)
+        _launch(main, (B, units, 1), (a, x, carry, *rest, T, NH, t_first, t_step, T, 1), a.device, warps,
+                BLOCK_T=block_t, BLOCK_H=block_h, F64=f64)
         return
     chunks = triton.cdiv(T, chunk)
     totals = torch.empty((2, B, chunks, NH), device=a.device, dtype=torch.float64 if f64 else torch.float32)
@@ -212,8 +220,9 @@ def _scan(a: Tensor, backward: bool, main_args: Callable[[Tensor, int, int], tup
     constants = dict(BLOCK_H=block_h, F64=f64)
     _launch(_totals_kernel, (B, units, chunks), (a, x, totals[0], totals[1], T, NH, t_first, t_step, chunk, chunks),
             a.device, warps, BACKWARD=backward, BLOCK_T=block_t, **constants)
-    _launch(_carries_kernel, (B, units), (totals[0], totals[1], h0, carries, chunks, NH), a.device, warps, **constants)
-    _launch(main, (B, units, chunks), main_args(carries, chunk, chunks), a.device, warps, BLOCK_T=block_t, **constants)
+    _launch(_carries_kernel, (B, units), (totals[0], totals[1], carry, carries, chunks, NH), a.device, warps, **constants)
+    _launch(main, (B, units, chunks), (a, x, carries, *rest, T, NH, t_first, t_step, chunk, chunks), a.device, warps,
+            BLOCK_T=block_t, **constants)
 
 
 def _fastest(run: Callable[[Config], None], device: torch.device) -> Config:
@@ -233,13 +242,23 @@ def _fastest(run: Callable[[Config], None], device: torch.device) -> Config:
     return min(times, key=times.get)
 
 
+def _key(which: str, a: Tensor) -> tuple:
+    B, T, NH = a.shape
+    return which, a.device, a.dtype, B, triton.next_power_of_2(T), NH
+
+
+def picked(which: str, a: Tensor) -> Config | None:
+    """The configuration timed fastest so far for ``which`` ("forward" or "backward") on coefficients
+    like ``a`` (B, T, H): same device, dtype, B, H and T up to the next power of two; None before any."""
+    return _BEST.get(_key(which, a))
+
+
 def _run(which: str, a: Tensor, run: Callable[[Config], None], config: Config | None) -> None:
     """``run(config)``, or ``run`` with the configuration timed fastest for this direction, device, dtype
     and shape (B, T to the next power of two, H) (timed on the first such call on CUDA; the default on
     other devices and while a CUDA graph is being captured, where nothing can be timed)."""
     if config is None:
-        B, T, NH = a.shape
-        key = (which, a.device, a.dtype, B, triton.next_power_of_2(T), NH)
+        key = _key(which, a)
         config = _BEST.get(key)
         if config is None:
             if a.device.type != "cuda" or torch.cuda.is_current_stream_capturing():
@@ -253,30 +272,20 @@ def forward(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, config: Config | No
     """``h`` (B, T, H) with ``h_t = a_t h_{t-1} + b_t`` from ``h0`` (B, H); time backwards when ``reverse``.
     ``a``, ``b`` (B, T, H) and ``h0`` contiguous, one dtype and device; ``config`` (BLOCK_T, BLOCK_H,
     num_warps, CHUNK) fixes the launch (default: the fastest of ``CONFIGS``, see ``_run``)."""
-    B, T, NH = a.shape
+    T = a.shape[1]
     h = torch.empty_like(b)
     t_first, t_step = (T - 1, -1) if reverse else (0, 1)
-
-    def run(config: Config) -> None:
-        _scan(a, False, lambda carries, chunk, chunks: (a, b, carries, h, T, NH, t_first, t_step, chunk, chunks),
-              b, h0, t_first, t_step, config)
-
-    _run("forward", a, run, config)
+    _run("forward", a, functools.partial(_scan, False, a, b, h0, (h,), t_first, t_step), config)
     return h
 
 
 def backward(a: Tensor, h: Tensor, h0: Tensor, grad_h: Tensor, reverse: bool,
              config: Config | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(grad_a, grad_b, grad_h0)`` of :func:`forward` given ``grad_h`` (B, T, H), from the saved ``h``."""
-    B, T, NH = a.shape
+    T = a.shape[1]
     grad_a, grad_b, grad_h0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
     t_first, t_step = (0, 1) if reverse else (T - 1, -1)  # backwards in scan order
     zeros = torch.zeros_like(h0)  # g after the last step
-
-    def run(config: Config) -> None:
-        _scan(a, True, lambda carries, chunk, chunks: (a, h, h0, grad_h, carries, grad_a, grad_b, grad_h0, T, NH,
-                                                       t_first, t_step, chunk, chunks),
-              grad_h, zeros, t_first, t_step, config)
-
-    _run("backward", a, run, config)
+    _run("backward", a, functools.partial(_scan, True, a, grad_h, zeros, (h, h0, grad_a, grad_b, grad_h0), t_first, t_step),
+         config)
     return grad_a, grad_b, grad_h0

@@ -300,7 +300,7 @@ def augment(x: Tensor, lengths: Tensor, generator: torch.Generator, *, jitter: f
     returns beside the values."""
     B, T, C = x.shape
     if roll or mirror:
-        n = lengths.clamp(min=1)[:, None]  # (B, 1)
+        n = lengths[:, None]  # (B, 1), each >= 1
         t = torch.arange(T)[None, :].expand(B, T)
         if mirror:
             back = torch.rand(B, generator=generator) < 0.5
