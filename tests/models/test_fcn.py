@@ -111,6 +111,21 @@ def test_the_features_concatenate_the_recurrent_readout_and_the_conv_branch():
         torch.testing.assert_close(model(x[b:b + 1], LENGTHS[b:b + 1]), model.head(expected))
 
 
+def test_readout_dropout_drops_the_recurrent_readout_alone_and_only_in_training():
+    torch.manual_seed(7)
+    plain = FCNClassifier("lstm", 2, 64, 3, filters=(4, 6), kernels=(3, 3), readout="mean").double()
+    dropped = FCNClassifier("lstm", 2, 64, 3, filters=(4, 6), kernels=(3, 3), readout="mean", readout_dropout=0.75).double()
+    dropped.load_state_dict(plain.state_dict())
+    _, x = _padded(seed=8)
+    torch.testing.assert_close(dropped.eval()(x, LENGTHS), plain.eval()(x, LENGTHS))  # evaluation: no dropout
+    plain.train(), dropped.train()
+    full, kept = plain.features(x, LENGTHS), dropped.features(x, LENGTHS)  # (B, 64 + 6)
+    torch.testing.assert_close(kept[:, 64:], full[:, 64:])  # the conv features pass untouched
+    zero = kept[:, :64] == 0
+    assert 0.6 < float(zero.double().mean()) < 0.9  # 3 of 4 readout entries dropped
+    torch.testing.assert_close(kept[:, :64][~zero], 4 * full[:, :64][~zero])  # the rest scaled by 1 / (1 - 0.75)
+
+
 def test_the_dimension_shuffle_reads_each_channel_as_one_step():
     torch.manual_seed(5)
     model = FCNClassifier("gru", 2, 4, 3, filters=(3,), kernels=(3,), shuffle=True, length=11, readout="last").double().eval()
@@ -165,6 +180,7 @@ def test_to_frames_keeps_the_order_of_the_steps():
     (lambda: FCNClassifier("gru", 1, 4, 2, shuffle=True), ValueError, "expected length"),
     (lambda: FCNClassifier("gru", 1, 4, 2, shuffle=True, length=10, patch=2), ValueError, "expected patch 1 with shuffle=True"),
     (lambda: FCNClassifier("gru", 1, 4, 2, readout="first"), ValueError, "unknown readout 'first'"),
+    (lambda: FCNClassifier("gru", 1, 4, 2, readout_dropout=1.0), ValueError, "readout_dropout"),
 ])
 def test_bad_settings_are_refused(make, error, message):
     with pytest.raises(error, match=message):

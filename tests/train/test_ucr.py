@@ -292,6 +292,8 @@ def test_a_short_run_learns(stand_in, tmp_path, dataset, options, steps):
     ({"fcn_kernels": ""}, r"expected fcn_kernels as comma-separated integers"),
     ({"fcn_kernels": "8,5"}, r"one kernel width per conv block, got fcn_filters '128,256,128' \(3 blocks\) and fcn_kernels '8,5' \(2\)"),
     ({"shuffle": "true"}, "expected shuffle only with fcn"),
+    ({"readout_dropout": 0.8}, r"expected readout_dropout only with fcn .*got readout_dropout=0.8 and fcn=False"),
+    ({"fcn": "true", "readout_dropout": 1.0}, "readout_dropout"),
     ({"roll": "maybe"}, "expected true or false for roll, got 'maybe'"),
     ({"mirror": 2}, "mirror"),
     ({"fcn": "true", "shuffle": "true", "patch": 4}, r"expected patch 1 with shuffle \(a shuffled channel is already one step\), got patch 4"),
@@ -333,9 +335,11 @@ def test_the_command_line(stand_in, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "2 steps" in result.output and (run / "checkpoints" / "best.safetensors").exists()
-    fcn = ["--fcn", "--fcn-filters", "4,4", "--fcn-kernels", "3,3", "--shuffle", "--run-dir", str(tmp_path / "fcn")]
+    fcn = ["--fcn", "--fcn-filters", "4,4", "--fcn-kernels", "3,3", "--shuffle", "--readout-dropout", "0.5", "--run-dir",
+           str(tmp_path / "fcn")]
     result = CliRunner().invoke(app, args[:-2] + fcn)
     assert result.exit_code == 0, result.output
+    assert load_run_model(tmp_path / "fcn")[1].readout_drop.p == 0.5
     bad = CliRunner().invoke(app, ["train", "ucr", "--fcn", "--fcn-filters", "4,4", "--run-dir", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "one kernel width per conv block" in bad.output and "Traceback" not in bad.output
     bad = CliRunner().invoke(app, ["train", "ucr", "--crop", "1.5", "--run-dir", str(tmp_path / "bad")])

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import ShapeError, check_flag, check_lengths, check_sequence_input, check_size, factory_kwargs, shape_str
+from .._checks import ShapeError, check_flag, check_rate, check_lengths, check_sequence_input, check_size, factory_kwargs, shape_str
 from .heads import SequenceClassifier, valid_mask
 from .parts import CellFactory
 
@@ -129,7 +129,10 @@ class FCNClassifier(SequenceClassifier):
     ``input_size`` channels), ``lengths`` (B,) integers in [1, T] or None. The features are
     ``[pool(recurrent(x')), ConvBranch(x)]`` (B, H' + ``filters[-1]``), H' the recurrent stack's
     output size (2 H when bidirectional); ``dropout`` acts between the recurrent layers and on these
-    features before the linear head. The recurrent branch reads x' =
+    features before the linear head, and ``readout_dropout`` on the recurrent readout alone before
+    the concatenation (in training mode only; Karim et al. drop 0.8 of the LSTM's output there,
+    fig. 1, so that the convolutional features carry most of the decision). The recurrent branch
+    reads x' =
 
     * the frames of ``patch`` steps of x (``to_frames``: (B, ceil(T / P), C P)), its readout over the
       valid frames; or
@@ -138,14 +141,14 @@ class FCNClassifier(SequenceClassifier):
       the longest series the model will read).
 
     Other arguments as ``SequenceClassifier`` (no token input). Raises as it does, and
-    ``ValueError`` for ``shuffle`` without ``length`` or with ``patch`` > 1, ``ShapeError`` for a
-    series longer than ``length``.
+    ``ValueError`` for ``shuffle`` without ``length`` or with ``patch`` > 1 and for a
+    ``readout_dropout`` outside [0, 1), ``ShapeError`` for a series longer than ``length``.
     """
 
     def __init__(self, cell: str | CellFactory, input_size: int, hidden_size: int, num_classes: int, *, layers: int = 1,
                  bidirectional: bool = False, readout: str = "mean", dropout: float = 0.0,
                  filters: Sequence[int] = FCN_FILTERS, kernels: Sequence[int] = FCN_KERNELS, patch: int = 1,
-                 shuffle: bool = False, length: int | None = None, backend: str = "auto",
+                 shuffle: bool = False, length: int | None = None, readout_dropout: float = 0.0, backend: str = "auto",
                  cell_options: dict[str, Any] | None = None, class_weights: Sequence[float] | Tensor | None = None) -> None:
         channels = check_size(input_size, "input_size")
         self_patch = check_size(patch, "patch")
@@ -165,6 +168,8 @@ class FCNClassifier(SequenceClassifier):
         self.input_size, self.patch, self.shuffle = channels, self_patch, self_shuffle
         self.length = recurrent_input if self_shuffle else None
         self.conv = ConvBranch(channels, filters, kernels)
+        self.readout_dropout = check_rate(readout_dropout, "readout_dropout")
+        self.readout_drop = nn.Dropout(self.readout_dropout)
         self.head = nn.Linear(self.rnn.output_size + self.conv.output_size, self.num_classes)
 
     def recurrent_input(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -189,7 +194,7 @@ class FCNClassifier(SequenceClassifier):
             x = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
         conv = self.conv(x, lengths)  # (B, F)
         y, r_lengths = self.encode(*self.recurrent_input(x, lengths))  # (B, T', H')
-        return torch.cat([self.pool(y, r_lengths), conv], dim=-1)  # (B, H' + F)
+        return torch.cat([self.readout_drop(self.pool(y, r_lengths)), conv], dim=-1)  # (B, H' + F)
 
     def forward(self, x: Tensor, lengths: Any = None) -> Tensor:
         return self.head(self.drop(self.features(x, lengths)))  # (B, num_classes)

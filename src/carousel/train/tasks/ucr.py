@@ -51,7 +51,8 @@ Choices, each an option:
   step by step (with the derivative channels when asked); ``--patch`` frames only the recurrent
   branch's input. ``--shuffle`` (with ``--fcn``, patch 1) makes the recurrent branch read each
   channel as one step of all its values, the "dimension shuffle" of Karim et al. (sec. III-A),
-  padded with zeros to the longest series of the train and test files.
+  padded with zeros to the longest series of the train and test files. ``--readout-dropout p``
+  drops the recurrent readout alone before the concatenation (their fig. 1: 0.8).
 
 ``evaluate`` reports ``accuracy`` and ``loss`` (mean cross-entropy, nats) on ``valid``, ``test``
 (the official test file) or ``train`` (the cases trained on), and the monitor ``score`` =
@@ -173,6 +174,8 @@ class UCROptions:
     fcn_kernels: str = option("8,5,3", "with --fcn: kernel width of each conv block, comma-separated (one per block)")
     shuffle: bool = option(False, "with --fcn: the recurrent branch reads each channel as one step holding its whole series "
                            "(dimension shuffle; needs patch 1)")
+    readout_dropout: float = option(0.0, "with --fcn: dropout on the recurrent branch's readout alone, before it joins the "
+                                    "conv features (Karim et al. 2018 use 0.8)")
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "patch"):
@@ -183,6 +186,7 @@ class UCROptions:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"expected {name} to be True or False, got {getattr(self, name)!r}")
         check_rate(self.dropout, "dropout")
+        check_rate(self.readout_dropout, "readout_dropout")
         check_number(self.jitter, "jitter", low=0.0)
         check_number(self.scale, "scale", low=0.0)
         if isinstance(self.crop, bool) or not isinstance(self.crop, (int, float)) or not 0.0 <= self.crop < 1.0:
@@ -204,6 +208,9 @@ class UCROptions:
         if self.shuffle and not self.fcn:
             raise ValueError("expected shuffle only with fcn (the dimension shuffle is the recurrent branch of the LSTM-FCN model), "
                              "got shuffle=True and fcn=False")
+        if self.readout_dropout and not self.fcn:
+            raise ValueError("expected readout_dropout only with fcn (it drops the recurrent readout before it joins the conv "
+                             f"features), got readout_dropout={self.readout_dropout} and fcn=False")
         if self.shuffle and self.patch != 1:
             raise ValueError(f"expected patch 1 with shuffle (a shuffled channel is already one step), got patch {self.patch}")
         if self.data_dir and not os.path.isdir(self.data_dir):
@@ -431,7 +438,8 @@ class UCRTask(Task):
             return FCNClassifier(o.cell, x.shape[2] * (2 if o.derivative else 1), o.hidden, len(self.classes), layers=o.layers,
                                  bidirectional=o.bidirectional, readout=o.readout, dropout=o.dropout,
                                  filters=parse_sizes(o.fcn_filters, "fcn_filters"), kernels=parse_sizes(o.fcn_kernels, "fcn_kernels"),
-                                 patch=o.patch, shuffle=o.shuffle, length=length if o.shuffle else None)
+                                 patch=o.patch, shuffle=o.shuffle, length=length if o.shuffle else None,
+                                 readout_dropout=o.readout_dropout)
         return SequenceClassifier(o.cell, x.shape[2] * (2 if o.derivative else 1) * o.patch, o.hidden, len(self.classes), layers=o.layers,
                                   bidirectional=o.bidirectional, readout=o.readout, dropout=o.dropout)
 
