@@ -11,6 +11,7 @@ import torch
 
 from carousel.data.tasks import ADDING_BASELINE_MSE
 from carousel.train import Hook, StepOutput, TrainConfig, Trainer, load_checkpoint, read_metrics
+from carousel.train.checkpoint_file import save_checkpoint
 from carousel.train.tasks.adding import AddingOptions, AddingTask
 
 SMALL = AddingOptions(length=6, hidden=8, eval_size=50)
@@ -119,6 +120,36 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls():
     t = trainer(task_cls=WorseningTask, steps=12, eval_every=1, schedule="plateau", lr=0.1)
     t.fit()
     assert t.optimizer.param_groups[0]["lr"] < 0.1
+
+
+class StalledAccuracyTask(AddingTask):
+    """The adding task monitored by an accuracy (to maximise) that stays at 0.9."""
+    monitor, mode = "accuracy", "max"
+
+    def evaluate(self, model, split):
+        return {"accuracy": 0.9, "loss": 1.0}
+
+
+def test_plateau_schedule_halves_the_rate_when_a_maximised_metric_stalls():
+    t = trainer(task_cls=StalledAccuracyTask, steps=4, eval_every=1, schedule="plateau", lr=0.1)
+    t.fit()  # the first evaluation sets the best; three more that do not beat it halve the rate
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_a_plateau_schedule_saved_in_the_old_negated_form_resumes_in_the_task_mode(tmp_path):
+    t = trainer(run_dir=tmp_path, task_cls=StalledAccuracyTask, steps=2, eval_every=1, checkpoint_every=2,
+                schedule="plateau", lr=0.1)
+    t.fit()  # best 0.9, one evaluation without improvement
+    path = tmp_path / "checkpoints" / "step-00000002.safetensors"
+    tensors, meta = load_checkpoint(path)
+    assert meta["scheduler"]["mode"] == "max" and meta["scheduler"]["best"] == 0.9
+    meta["scheduler"].update(mode="min", best=-0.9)  # as written when the monitor was stepped negated
+    save_checkpoint(path, tensors, meta)
+    again = trainer(run_dir=tmp_path, task_cls=StalledAccuracyTask, steps=4, eval_every=1, schedule="plateau", lr=0.1)
+    again.load(path)
+    assert again.scheduler.mode == "max" and again.scheduler.best == 0.9
+    again.fit()  # two more evaluations at 0.9: the third without improvement halves the rate
+    assert again.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
 def test_a_task_that_breaks_the_contract_gets_a_plain_error():

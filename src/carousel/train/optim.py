@@ -25,8 +25,13 @@ def build_optimizer(params: Iterable[Tensor], cfg: TrainConfig) -> torch.optim.O
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, mode: str = "min"):
     """A scheduler stepped once per training step (``plateau``: once per evaluation, on the monitored metric).
+
+    ``plateau`` halves the rate after 3 evaluations in a row that do not improve the monitor by more
+    than a relative 1e-4; ``mode`` says which way is better: "min" (a loss) or "max" (an accuracy or
+    score; the metric is compared as it is, since a relative threshold on its negation would count
+    a slightly worse value as better).
 
     ``cosine`` anneals to 0 at ``steps``; ``linear`` decays linearly to 0; ``step`` multiplies by
     0.1 at 50% and 75% of the run; ``warmup`` steps of linear warm-up from 1% of ``lr`` come first.
@@ -34,7 +39,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     S = torch.optim.lr_scheduler
     rest = max(1, cfg.steps - cfg.warmup)
     if cfg.schedule == "plateau":
-        return S.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+        if mode not in ("min", "max"):
+            raise ValueError(f"expected mode 'min' or 'max' for the plateau schedule, got {mode!r}")
+        return S.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=2)
     if cfg.schedule == "constant":
         main = S.ConstantLR(optimizer, factor=1.0, total_iters=0)
     elif cfg.schedule == "cosine":

@@ -81,7 +81,7 @@ class Trainer:
         self.model = task.build_model().to(self.device)
         self.ddp = wrap(self.model, self.shard, self.device)
         self.optimizer = build_optimizer(self.model.parameters(), config)
-        self.scheduler = build_scheduler(self.optimizer, config)
+        self.scheduler = build_scheduler(self.optimizer, config, task.mode)
         self.batches = task.train_batches(config.batch_size, self.shard, config.seed)
         self.guard = NonFiniteGuard(config.max_nonfinite)
         self.step, self.state, self.best, self.bad_evals = 0, None, None, 0
@@ -280,7 +280,7 @@ class Trainer:
                 if self.config.patience and self.bad_evals >= self.config.patience:
                     self.stop(f"early stopping: {monitor} did not improve for {self.bad_evals} evaluations (best {self.best:.6g})")
             if self.config.schedule == "plateau":
-                self.scheduler.step(value if mode == "min" else -value)
+                self.scheduler.step(value)  # built with the task's mode
             record["best"] = self.best
         if self._metrics is not None:
             self._metrics.write(record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .checkpoint_file import CheckpointError, load_checkpoint, prune, save_checkpoint
@@ -92,6 +93,15 @@ def load_model_weights(model: nn.Module, tensors: dict[str, Tensor], path: Path)
     model.load_state_dict(weights)
 
 
+def _plateau_in_mode(state: dict[str, Any], scheduler: Any) -> dict[str, Any]:
+    """A saved plateau schedule's ``state`` in the ``mode`` of this run's ``scheduler``. Checkpoints
+    written before the plateau schedule took the task's mode stepped a maximised monitor negated in
+    mode "min": the same schedule in mode "max" keeps the best value with its sign turned."""
+    if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) or state.get("mode", scheduler.mode) == scheduler.mode:
+        return state
+    return {**state, "mode": scheduler.mode, "best": -state["best"]}
+
+
 def load_trainer(trainer: "Trainer", path: Path, *, allow: Sequence[str]) -> None:
     """Restore ``trainer`` from the checkpoint at ``path``; raises ``CheckpointError`` when it was
     written by a run with another config (beyond the ``allow``-ed trainer options) or another
@@ -108,7 +118,7 @@ def load_trainer(trainer: "Trainer", path: Path, *, allow: Sequence[str]) -> Non
     load_model_weights(trainer.model, tensors, path)
     try:
         unpack_optimizer(trainer.optimizer, meta["optimizer"], tensors)
-        trainer.scheduler.load_state_dict(meta["scheduler"])
+        trainer.scheduler.load_state_dict(_plateau_in_mode(meta["scheduler"], trainer.scheduler))
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {path}: cannot restore the optimiser or schedule ({err})") from None
     r = trainer.shard.rank
