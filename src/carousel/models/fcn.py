@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import ShapeError, check_flag, check_rate, check_lengths, check_sequence_input, check_size, factory_kwargs, shape_str
+from .._checks import ShapeError, check_flag, check_lengths, check_rate, check_sequence_input, check_size, factory_kwargs, shape_str
 from .heads import SequenceClassifier, valid_mask
 from .parts import CellFactory
 
