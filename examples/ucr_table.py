@@ -16,7 +16,9 @@ class probabilities, one model made of all the runs, as COTE is made of many cla
 different thing from the mean over the seeds, which is the table's figure). The JSON beside it
 also keeps every seed's validation accuracy and loss (what a choice between settings may look at;
 the test may not). With ``--reuse`` a seed already run with exactly
-these settings (its ``config.json`` equal, its ``table-seed.json`` written) is read, not rerun.
+these settings (its ``config.json`` equal, its ``table-seed.json`` written) is read, not rerun, and
+one that was interrupted (killed, or the session ended) goes on from its last checkpoint, exactly as
+if it had not stopped (``resume_run``); its minutes include the time trained before.
 
 ``--cv K`` chooses instead of testing: it runs the K stratified folds of the training file (fold k
 held out as ``valid``, trained on the rest with seed k: ``--folds K --fold k``) and tables the mean
@@ -40,7 +42,8 @@ from pathlib import Path
 import torch
 
 from carousel.data.ucr import UCR_DATASETS, published_accuracies
-from carousel.train import TrainConfig, build_config, train_run
+from carousel.train import (RunFinished, TrainConfig, build_config, latest_checkpoint, load_checkpoint, resume_run,
+                             train_run)
 from carousel.train.config import option_fields
 from carousel.train.run import evaluate_run, load_run_config, load_run_model
 from carousel.train.tasks.ucr import RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, UCROptions
@@ -87,17 +90,26 @@ def seed_dir(runs: Path, dataset: str, seed: int, cv: int = 0) -> Path:
 
 def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse: bool, cv: int = 0) -> dict:
     """Train and score one seed, or, with ``reuse``, read the result of an earlier run of exactly this
-    configuration from ``RUN_DIR/table-seed.json``. Returns {"test", "valid", "minutes"}. With ``cv``
-    K, ``seed`` is also the fold held out of K, and "test" is None (the test file is not scored)."""
+    configuration from ``RUN_DIR/table-seed.json`` (or finish it from its last checkpoint, when it was
+    interrupted). Returns {"test", "valid", "minutes"}. With ``cv`` K, ``seed`` is also the fold held
+    out of K, and "test" is None (the test file is not scored)."""
     run_dir = seed_dir(runs, dataset, seed, cv)
     folds = {"folds": str(cv), "fold": str(seed)} if cv else {}
     config = build_config("ucr", {"dataset": dataset, **values, **folds, "progress": "false", "seed": str(seed)})
     saved = run_dir / "table-seed.json"
-    if reuse and saved.is_file() and load_run_config(run_dir).to_dict() == config.to_dict():  # options added since: their defaults
+    same = reuse and (run_dir / "config.json").is_file() and load_run_config(run_dir).to_dict() == config.to_dict()
+    if same and saved.is_file():  # options added since the run: their defaults
         return json.loads(saved.read_text(encoding="utf-8"))
-    shutil.rmtree(run_dir, ignore_errors=True)
-    t0 = time.perf_counter()
-    train_run(config, run_dir)
+    t0, latest = time.perf_counter(), latest_checkpoint(run_dir / "checkpoints") if same else None
+    if latest is not None:  # interrupted (or trained but not scored): go on from its last checkpoint
+        t0 -= float(load_checkpoint(latest)[1].get("trained_seconds", 0.0))
+        try:
+            resume_run(run_dir)
+        except RunFinished:
+            pass
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train_run(config, run_dir)
     result = evaluate_run(run_dir, split="valid" if cv else None)["splits"]
     out = {"test": None if cv else result["test"]["accuracy"], "valid": {"accuracy": result["valid"]["accuracy"], "loss": result["valid"]["loss"]},
            "minutes": (time.perf_counter() - t0) / 60}

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from carousel.cli import app
 from carousel.models import FCNClassifier, SequenceClassifier
-from carousel.train import build_config, get_task, train_run
+from carousel.train import Hook, build_config, get_task, latest_checkpoint, train_run
 from carousel.train.run import evaluate_run, load_run_model
 from carousel.train.task import Shard
 from carousel.train.tasks.ucr import (RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, augment, channel_statistics, parse_sizes,
@@ -391,6 +391,44 @@ def test_the_table_script_scores_the_ensemble_of_the_seeds(stand_in, tmp_path):
             total = total + model(x, lengths).softmax(-1)
     assert row["ensemble"] == pytest.approx(float((total.argmax(-1) == labels).double().mean()))
     assert f"| {row['ensemble']:.3f} |" in script.table([row], "gru")
+
+
+def test_the_table_script_finishes_an_interrupted_seed_with_reuse(stand_in, tmp_path, monkeypatch):
+    script = table_script()
+    values = {"data_dir": str(stand_in), "hidden": "8", "steps": "6", "batch_size": "8", "eval_every": "2",
+              "checkpoint_every": "1"}
+    whole = script.one_seed("GunPoint", 0, tmp_path / "whole", values, reuse=False)
+
+    class Stop(Hook):
+        def on_step(self, trainer, record):
+            if trainer.step == 3:
+                raise KeyboardInterrupt
+
+    started = []
+
+    def interrupted(config, run_dir):
+        started.append(run_dir)
+        return train_run(config, run_dir, hooks=[Stop()])
+
+    monkeypatch.setattr(script, "train_run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        script.one_seed("GunPoint", 0, tmp_path / "cut", values, reuse=True)
+    run = tmp_path / "cut" / "GunPoint-0"
+    assert not (run / "table-seed.json").exists() and latest_checkpoint(run / "checkpoints").name < "step-00000004"
+    again = script.one_seed("GunPoint", 0, tmp_path / "cut", values, reuse=True)
+    assert len(started) == 1  # resumed, not started again
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # each step once: the run went on from its last checkpoint
+    assert again["test"] == whole["test"] and again["valid"] == pytest.approx(whole["valid"], rel=1e-6)
+    assert json.loads((run / "table-seed.json").read_text()) == again
+    # without reuse an interrupted seed starts again from step 0
+    with pytest.raises(KeyboardInterrupt):
+        script.one_seed("GunPoint", 1, tmp_path / "cut", values, reuse=True)
+    monkeypatch.setattr(script, "train_run", train_run)
+    fresh = script.one_seed("GunPoint", 1, tmp_path / "cut", values, reuse=False)
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "cut" / "GunPoint-1" / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6] and len(started) == 2 and fresh["test"] is not None
 
 
 def test_the_invariance_script_sees_shifts_and_reversals():
