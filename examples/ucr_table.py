@@ -42,8 +42,8 @@ from pathlib import Path
 import torch
 
 from carousel.data.ucr import UCR_DATASETS, published_accuracies
-from carousel.train import (RunFinished, TrainConfig, build_config, latest_checkpoint, load_checkpoint, resume_run,
-                             train_run)
+from carousel.train import (RunConfig, RunFinished, TrainConfig, build_config, latest_checkpoint, load_checkpoint,
+                             resume_run, train_run)
 from carousel.train.config import option_fields
 from carousel.train.run import evaluate_run, load_run_config, load_run_model
 from carousel.train.tasks.ucr import RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, UCROptions
@@ -88,6 +88,15 @@ def seed_dir(runs: Path, dataset: str, seed: int, cv: int = 0) -> Path:
     return runs / (f"{dataset}-fold{seed}of{cv}" if cv else f"{dataset}-{seed}")
 
 
+def _ran_with(run_dir: Path, config: RunConfig) -> bool:
+    """Whether ``run_dir`` holds a run of exactly ``config`` (options added since it ran: their
+    defaults); False for a directory that is not a readable run."""
+    try:
+        return load_run_config(run_dir).to_dict() == config.to_dict()
+    except ValueError:
+        return False
+
+
 def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse: bool, cv: int = 0) -> dict:
     """Train and score one seed, or, with ``reuse``, read the result of an earlier run of exactly this
     configuration from ``RUN_DIR/table-seed.json`` (or finish it from its last checkpoint, when it was
@@ -97,8 +106,8 @@ def one_seed(dataset: str, seed: int, runs: Path, values: dict[str, str], reuse:
     folds = {"folds": str(cv), "fold": str(seed)} if cv else {}
     config = build_config("ucr", {"dataset": dataset, **values, **folds, "progress": "false", "seed": str(seed)})
     saved = run_dir / "table-seed.json"
-    same = reuse and (run_dir / "config.json").is_file() and load_run_config(run_dir).to_dict() == config.to_dict()
-    if same and saved.is_file():  # options added since the run: their defaults
+    same = reuse and _ran_with(run_dir, config)
+    if same and saved.is_file():
         return json.loads(saved.read_text(encoding="utf-8"))
     t0, latest = time.perf_counter(), latest_checkpoint(run_dir / "checkpoints") if same else None
     if latest is not None:  # interrupted (or trained but not scored): go on from its last checkpoint

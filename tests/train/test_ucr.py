@@ -429,6 +429,11 @@ def test_the_table_script_finishes_an_interrupted_seed_with_reuse(stand_in, tmp_
     steps = [r["step"] for r in map(json.loads, (tmp_path / "cut" / "GunPoint-1" / "metrics.jsonl").read_text().splitlines())
              if r["kind"] == "train"]
     assert steps == [1, 2, 3, 4, 5, 6] and len(started) == 2 and fresh["test"] is not None
+    # a directory that is not a readable run is started again, with or without reuse
+    broken = tmp_path / "cut" / "GunPoint-2"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    assert script.one_seed("GunPoint", 2, tmp_path / "cut", values, reuse=True)["test"] is not None
 
 
 def test_the_invariance_script_sees_shifts_and_reversals():
