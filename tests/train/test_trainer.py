@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from carousel.data.tasks import ADDING_BASELINE_MSE
-from carousel.train import Hook, StepOutput, TrainConfig, Trainer, load_checkpoint, read_metrics
-from carousel.train.checkpoint_file import save_checkpoint
+from carousel.train import Hook, StepOutput, TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint
 from carousel.train.tasks.adding import AddingOptions, AddingTask
 
 SMALL = AddingOptions(length=6, hidden=8, eval_size=50)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from carousel.cli import app
 from carousel.models import FCNClassifier, SequenceClassifier
-from carousel.train import Hook, build_config, get_task, latest_checkpoint, train_run
+from carousel.train import Hook, build_config, get_task, latest_checkpoint, read_metrics, train_run
 from carousel.train.run import evaluate_run, load_run_model
 from carousel.train.task import Shard
 from carousel.train.tasks.ucr import (RECOMMENDED, RECOMMENDED_FCN, RECOMMENDED_GRU, augment, channel_statistics, parse_sizes,
@@ -393,6 +393,11 @@ def test_the_table_script_scores_the_ensemble_of_the_seeds(stand_in, tmp_path):
     assert f"| {row['ensemble']:.3f} |" in script.table([row], "gru")
 
 
+def trained_steps(run_dir):
+    """The steps of the training records in ``run_dir``'s metrics, in order."""
+    return [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"]
+
+
 def test_the_table_script_finishes_an_interrupted_seed_with_reuse(stand_in, tmp_path, monkeypatch):
     script = table_script()
     values = {"data_dir": str(stand_in), "hidden": "8", "steps": "6", "batch_size": "8", "eval_every": "2",
@@ -417,18 +422,18 @@ def test_the_table_script_finishes_an_interrupted_seed_with_reuse(stand_in, tmp_
     assert not (run / "table-seed.json").exists() and latest_checkpoint(run / "checkpoints").name < "step-00000004"
     again = script.one_seed("GunPoint", 0, tmp_path / "cut", values, reuse=True)
     assert len(started) == 1  # resumed, not started again
-    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
-    assert steps == [1, 2, 3, 4, 5, 6]  # each step once: the run went on from its last checkpoint
+    assert trained_steps(run) == [1, 2, 3, 4, 5, 6]  # each step once: the run went on from its last checkpoint
     assert again["test"] == whole["test"] and again["valid"] == pytest.approx(whole["valid"], rel=1e-6)
     assert json.loads((run / "table-seed.json").read_text()) == again
-    # without reuse an interrupted seed starts again from step 0
+    # without reuse an interrupted seed starts again from step 0, in a new directory
     with pytest.raises(KeyboardInterrupt):
         script.one_seed("GunPoint", 1, tmp_path / "cut", values, reuse=True)
+    marker = tmp_path / "cut" / "GunPoint-1" / "marker"
+    marker.write_text("from the interrupted run")
     monkeypatch.setattr(script, "train_run", train_run)
     fresh = script.one_seed("GunPoint", 1, tmp_path / "cut", values, reuse=False)
-    steps = [r["step"] for r in map(json.loads, (tmp_path / "cut" / "GunPoint-1" / "metrics.jsonl").read_text().splitlines())
-             if r["kind"] == "train"]
-    assert steps == [1, 2, 3, 4, 5, 6] and len(started) == 2 and fresh["test"] is not None
+    assert not marker.exists() and trained_steps(tmp_path / "cut" / "GunPoint-1") == [1, 2, 3, 4, 5, 6]
+    assert len(started) == 2 and fresh["test"] is not None
     # a directory that is not a readable run is started again, with or without reuse
     broken = tmp_path / "cut" / "GunPoint-2"
     broken.mkdir()
