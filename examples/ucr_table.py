@@ -18,7 +18,9 @@ also keeps every seed's validation accuracy and loss (what a choice between sett
 the test may not). With ``--reuse`` a seed already run with exactly
 these settings (its ``config.json`` equal, its ``table-seed.json`` written) is read, not rerun, and
 one that was interrupted (killed, or the session ended) goes on from its last checkpoint, exactly as
-if it had not stopped (``resume_run``); its minutes include the time trained before.
+if it had not stopped (``resume_run``); its minutes include the time trained before. Each run uses
+one torch thread, so that seeds split over processes (``--first-seed``) run side by side;
+``--threads N`` gives a run that has the machine to itself N threads.
 
 ``--cv K`` chooses instead of testing: it runs the K stratified folds of the training file (fold k
 held out as ``valid``, trained on the rest with seed k: ``--folds K --fold k``) and tables the mean
@@ -27,7 +29,7 @@ see the training file only, as the bake-off's cross-validated DTW window does.
 
     OMP_NUM_THREADS=1 .venv/bin/python examples/ucr_table.py [--datasets GunPoint,ArrowHead] [--seeds 5]
         [--model recommended|gru|fcn] [--set shuffle=false] [--steps N] [--minutes M] [--reuse] [--first-seed N]
-        [--out runs/ucr-table/table.md] [--runs runs/ucr-table] [--cv K]
+        [--threads 1] [--out runs/ucr-table/table.md] [--runs runs/ucr-table] [--cv K]
 """
 
 from __future__ import annotations
@@ -209,6 +211,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/ucr-table"))
     parser.add_argument("--steps", type=int, default=None, help="override every dataset's steps")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget of every run (the trainer's --minutes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1: small models, "
+                        "runs side by side in processes; 2 or more for one long run alone on the machine)")
     parser.add_argument("--reuse", action="store_true", help="keep the result of a seed already run with exactly these settings")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
                         help="cross-validate on the training file with K stratified folds instead of testing (the test file is never scored)")
@@ -225,11 +229,13 @@ def main() -> None:
         parser.error(f"expected --seeds >= 1 and --first-seed >= 0, got --seeds {a.seeds} --first-seed {a.first_seed}")
     if a.cv and a.first_seed:
         parser.error(f"expected --first-seed only without --cv (the folds use seeds 0..K-1), got --first-seed {a.first_seed} --cv {a.cv}")
+    if a.threads < 1:
+        parser.error(f"expected --threads >= 1, got {a.threads}")
     if a.steps is not None:
         overrides["steps"] = str(a.steps)
     if a.minutes is not None:
         overrides["minutes"] = str(a.minutes)
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     rows = []
     a.out.parent.mkdir(parents=True, exist_ok=True)
     for dataset in a.datasets.split(","):

@@ -441,6 +441,34 @@ def test_the_table_script_finishes_an_interrupted_seed_with_reuse(stand_in, tmp_
     assert script.one_seed("GunPoint", 2, tmp_path / "cut", values, reuse=True)["test"] is not None
 
 
+def test_the_table_script_runs_with_the_threads_asked_for(monkeypatch, tmp_path, capsys):
+    """--threads N sets torch's threads before any run (default 1: runs side by side); 0 is refused."""
+    script = table_script()
+    seen = []
+
+    class Started(Exception):
+        pass
+
+    def first_run(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise Started
+
+    monkeypatch.setattr(script, "run_dataset", first_run)
+    before = torch.get_num_threads()
+    try:
+        for threads in ([], ["--threads", "2"]):
+            monkeypatch.setattr("sys.argv", ["ucr_table.py", "--datasets", "GunPoint", "--out", str(tmp_path / "t.md"), *threads])
+            with pytest.raises(Started):
+                script.main()
+        assert seen == [1, 2]
+        monkeypatch.setattr("sys.argv", ["ucr_table.py", "--threads", "0"])
+        with pytest.raises(SystemExit):
+            script.main()
+        assert "expected --threads >= 1, got 0" in capsys.readouterr().err and seen == [1, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_invariance_script_sees_shifts_and_reversals():
     script = example_script("ucr_invariance")
     g = torch.Generator().manual_seed(0)
