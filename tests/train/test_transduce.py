@@ -130,11 +130,12 @@ def test_batches_and_scheduled_sampling_reach_the_model(monkeypatch):
 
 
 def test_a_short_run_learns_reverse(tmp_path):
-    """Measured: 200 steps of batch 32 (5 s on one idle core, 13 s on a busy shared machine) reach 100% exact match on 200 strings of
-    up to 5 letters out of 6; the first 50 steps are at 0%."""
+    """Measured: 200 steps of batch 32 (5 s on one idle core, 13 s on a busy shared machine) with a cosine rate reach 100% exact
+    match on 200 strings of up to 5 letters out of 6 (seeds 0-3, Intel Xeon with AVX-512, 2026-12-01; 82-94% at step 50). At a
+    constant rate of 0.01 the last step can land on a worse point: 0.99 at step 150 and 0.915 at step 200 on that CPU."""
     config = build_config("transduce", {"problem": "reverse", "length": 5, "symbols": 6, "hidden": 32, "embed": 16,
                                         "attention": "general", "input_feeding": False, "eval_size": 200, "max_length": 8,
-                                        "steps": 200, "lr": 0.01, "batch_size": 32, "eval_every": 200,
+                                        "steps": 200, "lr": 0.01, "schedule": "cosine", "batch_size": 32, "eval_every": 200,
                                         "checkpoint_every": 200, "progress": False})
     train_run(config, tmp_path / "run")
     final = last_eval(tmp_path / "run")
