@@ -20,7 +20,7 @@ these settings (its ``config.json`` equal, its ``table-seed.json`` written) is r
 one that was interrupted (killed, or the session ended) goes on from its last checkpoint, exactly as
 if it had not stopped (``resume_run``); its minutes include the time trained before. Each run uses
 one torch thread, so that seeds split over processes (``--first-seed``) run side by side;
-``--threads N`` gives a run that has the machine to itself N threads.
+``--threads N`` lets a run that has the machine to itself use N threads.
 
 ``--cv K`` chooses instead of testing: it runs the K stratified folds of the training file (fold k
 held out as ``valid``, trained on the rest with seed k: ``--folds K --fold k``) and tables the mean
